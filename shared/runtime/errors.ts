@@ -1,0 +1,36 @@
+/**
+ * One error family for the whole platform. The event wrapper decides from `retryable` alone
+ * whether a trigger is failed (so it is redelivered) or acked: retryable unless made permanent
+ * on purpose, as transient faults are the ones a redelivery can cure.
+ */
+export class BatchwireError extends Error {
+  readonly retryable: boolean = true;
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A fault that a later attempt may not meet: the service was unavailable, slow or overloaded. */
+export class TransientError extends BatchwireError {}
+
+/** A fault that no retry cures: the input, the event or the request is wrong. */
+export class PermanentError extends BatchwireError {
+  override readonly retryable: boolean = false;
+}
+
+/** The config file is missing or invalid: the function cannot start. */
+export class ConfigError extends PermanentError {}
+
+/** The thing to create exists already; for idempotent creates this means "done". */
+export class AlreadyExistsError extends PermanentError {}
+
+/** The thing asked for does not exist. */
+export class NotFoundError extends PermanentError {}
+
+/** A precondition (such as `ifGenerationMatch`) did not hold. */
+export class PreconditionFailedError extends PermanentError {}
+
+/** An event or request that cannot be understood. */
+export class MalformedEventError extends PermanentError {}

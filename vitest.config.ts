@@ -1,0 +1,39 @@
+import { defineConfig } from 'vitest/config';
+
+// Every test process, and every process a test starts, stays on loopback: without this,
+// google-gax probes the GCE metadata server when a client is created.
+process.env.METADATA_SERVER_DETECTION = 'none';
+
+export default defineConfig({
+  test: {
+    env: { METADATA_SERVER_DETECTION: 'none', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' },
+    maxWorkers: 2,
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/helpers/pubsub-global-setup.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          globalSetup: ['test/helpers/pubsub-global-setup.ts'],
+          testTimeout: 90_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
