@@ -1,0 +1,113 @@
+import { invalidArgument } from './resources.js';
+
+/** The first part of a `multipart/related` upload and the second part's headers. */
+export interface MultipartHead {
+  metadata: Record<string, unknown>;
+  mediaContentType?: string;
+}
+
+const MAX_HEAD_BYTES = 1024 * 1024;
+
+/** The boundary of a `multipart/related; boundary=…` content type, or throws 400. */
+export function multipartBoundary(contentType: string | undefined): string {
+  const match = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType ?? '');
+  const boundary = match?.[1] ?? match?.[2];
+  if (!contentType?.toLowerCase().startsWith('multipart/') || !boundary) {
+    throw invalidArgument('Multipart upload needs a multipart/related Content-Type with a boundary.');
+  }
+  return boundary;
+}
+
+function parseHeaders(block: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const line of block.split('\r\n')) {
+    const at = line.indexOf(':');
+    if (at > 0) headers[line.slice(0, at).trim().toLowerCase()] = line.slice(at + 1).trim();
+  }
+  return headers;
+}
+
+/**
+ * Streams a two-part `multipart/related` upload (JSON metadata, then the media) without holding
+ * the media in memory: the head is buffered (bounded), the media is handed to `onMedia` as it
+ * arrives, keeping back only as many bytes as the closing delimiter could span.
+ */
+export async function readMultipart(
+  body: AsyncIterable<Uint8Array>,
+  boundary: string,
+  onMedia: (chunk: Buffer) => Promise<void>,
+): Promise<MultipartHead> {
+  const delimiter = Buffer.from(`\r\n--${boundary}`);
+  const iterator = body[Symbol.asyncIterator]();
+  // CRLF before the first boundary makes every delimiter look the same.
+  let pending = Buffer.from('\r\n');
+  let ended = false;
+  const pull = async (): Promise<boolean> => {
+    const next = await iterator.next();
+    if (next.done) {
+      ended = true;
+      return false;
+    }
+    pending = Buffer.concat([pending, next.value]);
+    return true;
+  };
+  /** Waits until `needle` occurs in `pending` at or after `from`; returns its index. */
+  const find = async (needle: Buffer, from: number): Promise<number> => {
+    for (;;) {
+      const at = pending.indexOf(needle, from);
+      if (at >= 0) return at;
+      if (pending.length > MAX_HEAD_BYTES)
+        throw invalidArgument('Multipart upload metadata part is too large.');
+      if (ended || !(await pull())) throw invalidArgument('Malformed multipart upload body.');
+    }
+  };
+  const crlf2 = Buffer.from('\r\n\r\n');
+
+  // Part 1: the JSON metadata.
+  const first = await find(delimiter, 0);
+  const firstHeadersEnd = await find(crlf2, first + delimiter.length);
+  const firstEnd = await find(delimiter, firstHeadersEnd + 4);
+  const metadataText = pending.subarray(firstHeadersEnd + 4, firstEnd).toString('utf8');
+  let metadata: unknown;
+  try {
+    metadata = metadataText.trim() === '' ? {} : JSON.parse(metadataText);
+  } catch {
+    throw invalidArgument('Multipart upload metadata is not valid JSON.');
+  }
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw invalidArgument('Multipart upload metadata must be a JSON object.');
+  }
+
+  // Part 2: its headers, then the media up to the closing delimiter.
+  const secondHeadersEnd = await find(crlf2, firstEnd + delimiter.length);
+  const headers = parseHeaders(
+    pending.subarray(firstEnd + delimiter.length, secondHeadersEnd).toString('latin1'),
+  );
+  if (
+    headers['content-transfer-encoding'] &&
+    headers['content-transfer-encoding'].toLowerCase() !== 'binary'
+  ) {
+    throw invalidArgument('Only binary multipart media is supported.');
+  }
+  pending = pending.subarray(secondHeadersEnd + 4);
+  for (;;) {
+    const at = pending.indexOf(delimiter);
+    if (at >= 0) {
+      await onMedia(pending.subarray(0, at));
+      break;
+    }
+    const safe = pending.length - (delimiter.length - 1);
+    if (safe > 0) {
+      await onMedia(pending.subarray(0, safe));
+      pending = pending.subarray(safe);
+    }
+    if (!(await pull())) throw invalidArgument('Malformed multipart upload body: missing closing boundary.');
+  }
+  // Drain whatever follows the closing delimiter (epilogue) so the connection stays usable.
+  while (!ended) {
+    const next = await iterator.next();
+    if (next.done) ended = true;
+  }
+  const mediaContentType = headers['content-type'];
+  return { metadata: metadata as Record<string, unknown>, ...(mediaContentType ? { mediaContentType } : {}) };
+}
