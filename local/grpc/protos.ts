@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -7,7 +8,10 @@ const require = createRequire(import.meta.url);
 
 /** The `build/protos` folder of an installed package (a Google client, or google-gax for the common protos). */
 export function protosDir(pkg: string): string {
-  return join(dirname(require.resolve(`${pkg}/package.json`)), 'build', 'protos');
+  // Some packages (google-gax) hide package.json behind "exports": walk up from the main entry.
+  let dir = dirname(require.resolve(pkg));
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return join(dir, 'build', 'protos');
 }
 
 /**

@@ -1,0 +1,706 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { createLogger } from '../../shared/runtime/logger.js';
+import { type TaskState as ExecutorTaskState, runTaskGroup } from '../executor/index.js';
+import { bindLoopback, grpcError, loadGrpcPackage, lookup } from '../grpc/protos.js';
+import { jobStateMessages, NotificationPublisher, taskStateMessages } from './notifications.js';
+import { multiRunnableArgv, runnableArgv, runnableEnvironment, taskEnvironment } from './task-command.js';
+import {
+  duration,
+  type JobMessage,
+  type JobState,
+  type PlatformActivity,
+  type StatusEvent,
+  type TaskGroupMessage,
+  type TaskMessage,
+  type TaskState,
+  timestamp,
+} from './types.js';
+
+export type { PlatformActivity } from './types.js';
+
+/** The local Cloud Batch service: `google.cloud.batch.v1.BatchService` over plaintext gRPC. */
+export interface LocalBatchService {
+  /** `127.0.0.1:PORT`, the value for `BATCH_EMULATOR_HOST`. */
+  host: string;
+  port: number;
+  /** Where task logs go: `${logDir}/${jobId}/task-${index}-attempt-${attempt}.log`. */
+  logDir: string;
+  /** Test hook: the next `times` calls of `method` ('CreateJob'|'GetJob'|...) fail with gRPC `code`. */
+  injectFault(method: string, code: number, times?: number): void;
+  /** Resolves with the job once it is SUCCEEDED or FAILED (and its notifications were published). */
+  waitForJob(name: string, timeoutMs?: number): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export interface BatchServiceOptions {
+  port?: number;
+  /** Run the jobs' tasks (default true); false only records jobs, as a dry run. */
+  execute?: boolean;
+  /** Container image → local argv (config `local.images`). */
+  images?: Record<string, string[]>;
+  /** Relative paths in `images` and script paths resolve against this (default: the cwd). */
+  baseDir?: string;
+  /** Task logs go here (default: a new temp dir). */
+  logDir?: string;
+  /** The Pub/Sub emulator for notifications (default: env PUBSUB_EMULATOR_HOST). */
+  pubsubHost?: string;
+  /** Extra env for every task, e.g. STORAGE_EMULATOR_HOST. */
+  env?: Record<string, string>;
+  onEvent?: (e: PlatformActivity) => void;
+}
+
+const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)$/;
+const JOB_NAME = /^(projects\/[^/]+\/locations\/[^/]+)\/jobs\/([^/]+)$/;
+const TASK_GROUP_NAME = /^(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/]+)\/taskGroups\/([^/]+)$/;
+const TASK_NAME = /^(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/]+)\/taskGroups\/([^/]+)\/tasks\/(\d+)$/;
+const JOB_ID = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const TOPIC = /^projects\/[^/]+\/topics\/[^/]+$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const TERMINAL: ReadonlySet<JobState> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+const SETTLE_TIMEOUT_MS = 10_000;
+
+interface TaskRecord {
+  name: string;
+  uid: string;
+  state: TaskState;
+  events: StatusEvent[];
+}
+
+interface JobRecord {
+  job: JobMessage;
+  jobId: string;
+  requestId: string;
+  taskCount: number;
+  tasks: TaskRecord[];
+  abort: AbortController;
+  execution: Promise<void>;
+  /** Notifications of this job, published in order. */
+  notified: Promise<void>;
+  runningSince?: number;
+  finishedAt?: number;
+  terminal: Promise<void>;
+  reachTerminal: () => void;
+  gone: (error: Error) => void;
+}
+
+function invalid(message: string): grpc.ServiceError {
+  return grpcError(grpc.status.INVALID_ARGUMENT, message);
+}
+
+function int(value: string | number | undefined): number {
+  const parsed = Number(value ?? 0);
+  return Number.isFinite(parsed) ? Math.floor(parsed) : 0;
+}
+
+/** A uid in the shape Batch gives: the id's first 18 characters, then a random suffix. */
+function jobUid(jobId: string): string {
+  const hex = randomBytes(9).toString('hex');
+  return `${jobId.slice(0, 18).replace(/-+$/, '')}-${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 17)}`;
+}
+
+/** Checks what Batch checks at CreateJob; throws INVALID_ARGUMENT with the field at fault. */
+function validateJob(job: JobMessage): void {
+  const groups = job.task_groups ?? [];
+  if (groups.length === 0) throw invalid('job.task_groups is required: a job needs one task group');
+  if (groups.length > 1)
+    throw invalid('Only one TaskGroup is supported now (job.task_groups has more than one)');
+  const group = groups[0] as TaskGroupMessage;
+  const spec = group.task_spec;
+  if (!spec) throw invalid('job.task_groups[0].task_spec is required');
+  const runnables = spec.runnables ?? [];
+  if (runnables.length === 0)
+    throw invalid('job.task_groups[0].task_spec.runnables must have at least one runnable');
+  runnables.forEach((runnable, index) => {
+    const field = `job.task_groups[0].task_spec.runnables[${index}]`;
+    if (runnable.container) {
+      if (!runnable.container.image_uri) throw invalid(`${field}.container.image_uri is required`);
+    } else if (runnable.script) {
+      if (!runnable.script.text && !runnable.script.path) throw invalid(`${field}.script needs text or path`);
+    } else if (!runnable.barrier) {
+      throw invalid(`${field} needs a container, script or barrier`);
+    }
+  });
+  const retries = spec.max_retry_count ?? 0;
+  if (retries < 0 || retries > 10)
+    throw invalid('job.task_groups[0].task_spec.max_retry_count must be in [0, 10]');
+  if (int(group.task_count) < 0) throw invalid('job.task_groups[0].task_count must not be negative');
+  if (int(group.parallelism) < 0) throw invalid('job.task_groups[0].parallelism must not be negative');
+  if (group.scheduling_policy === 'IN_ORDER' && int(group.parallelism) > 1) {
+    throw invalid('job.task_groups[0].parallelism must be 1 when scheduling_policy is IN_ORDER');
+  }
+  for (const notification of job.notifications ?? []) {
+    if (!notification.pubsub_topic || !TOPIC.test(notification.pubsub_topic)) {
+      throw invalid(
+        `notification pubsub_topic must be projects/{project}/topics/{topic}, got "${notification.pubsub_topic ?? ''}"`,
+      );
+    }
+  }
+}
+
+/** A tiny subset of Batch's list filter: `field="value"` clauses joined by AND. */
+function parseFilter(filter: string): (job: JobMessage) => boolean {
+  const trimmed = filter.trim();
+  if (!trimmed) return () => true;
+  const tests = trimmed.split(/\s+AND\s+/i).map((clause) => {
+    const match = /^([a-zA-Z_.]+(?:\."[^"]+")?)\s*(=|!=|:)\s*(?:"([^"]*)"|(\S+))$/.exec(clause.trim());
+    if (!match) throw invalid(`unsupported filter clause: ${clause}`);
+    const [, field = '', op, quoted, bare] = match;
+    const value = quoted ?? bare ?? '';
+    const read = (job: JobMessage): string | undefined => {
+      if (field === 'name') return job.name;
+      if (field === 'uid') return job.uid;
+      if (field === 'status.state' || field === 'state') return job.status.state;
+      if (field.startsWith('labels.')) return job.labels?.[field.slice(7).replace(/^"|"$/g, '')];
+      throw invalid(`unsupported filter field: ${field}`);
+    };
+    read({ name: '', uid: '', task_groups: [], status: { state: 'QUEUED' } } as unknown as JobMessage);
+    return (job: JobMessage) => {
+      const actual = read(job);
+      if (op === '!=') return actual !== value;
+      if (op === ':') return actual !== undefined && (value === '*' || actual.includes(value));
+      return actual === value;
+    };
+  });
+  return (job) => tests.every((test) => test(job));
+}
+
+class BatchService {
+  private readonly jobs = new Map<string, JobRecord>();
+  private readonly faults = new Map<string, { code: number; times: number }>();
+  private readonly log = createLogger({ name: 'local-batch' });
+  private readonly publisher: NotificationPublisher;
+  readonly logDir: string;
+
+  constructor(private readonly options: BatchServiceOptions) {
+    this.logDir = options.logDir ?? mkdtempSync(join(tmpdir(), 'batchwire-batch-logs-'));
+    this.publisher = new NotificationPublisher(
+      options.pubsubHost ?? process.env.PUBSUB_EMULATOR_HOST,
+      this.log,
+    );
+  }
+
+  injectFault(method: string, code: number, times = 1): void {
+    this.faults.set(method, { code, times });
+  }
+
+  takeFault(method: string): void {
+    const fault = this.faults.get(method);
+    if (!fault || fault.times <= 0) return;
+    fault.times -= 1;
+    if (fault.times === 0) this.faults.delete(method);
+    throw grpcError(fault.code, `injected fault in ${method}`);
+  }
+
+  private emit(activity: PlatformActivity): void {
+    try {
+      this.options.onEvent?.(activity);
+    } catch (err) {
+      this.log.warn({ err }, 'onEvent listener failed');
+    }
+  }
+
+  private record(name: string): JobRecord {
+    if (!JOB_NAME.test(name ?? ''))
+      throw invalid(`name must be projects/*/locations/*/jobs/*, got "${name}"`);
+    const record = this.jobs.get(name);
+    if (!record) throw grpcError(grpc.status.NOT_FOUND, `Job ${name} not found`);
+    return record;
+  }
+
+  /** A copy of the job as GetJob returns it, with live counts and run duration. */
+  snapshot(record: JobRecord): JobMessage {
+    const job = structuredClone(record.job);
+    const counts: Record<string, number> = {};
+    for (const task of record.tasks) counts[task.state] = (counts[task.state] ?? 0) + 1;
+    job.status.task_groups = {
+      group0: {
+        counts: Object.fromEntries(Object.entries(counts).map(([state, count]) => [state, String(count)])),
+        instances: [],
+      },
+    };
+    job.status.run_duration = record.runningSince
+      ? duration((record.finishedAt ?? Date.now()) - record.runningSince)
+      : duration(0);
+    return job;
+  }
+
+  createJob(request: {
+    parent: string;
+    job_id: string;
+    job: JobMessage | null;
+    request_id: string;
+  }): JobMessage {
+    const parent = PARENT.exec(request.parent ?? '');
+    if (!parent)
+      throw invalid(`parent must be projects/{project}/locations/{location}, got "${request.parent}"`);
+    const jobId = request.job_id || `job-${randomUUID()}`;
+    if (!JOB_ID.test(jobId)) {
+      throw invalid(
+        `job_id "${jobId}" is invalid: at most 63 characters, lowercase letters, digits and '-', starting with a letter and not ending with '-'`,
+      );
+    }
+    if (request.request_id && (!UUID.test(request.request_id) || /^[0-]+$/.test(request.request_id))) {
+      throw invalid(`request_id must be a valid non-zero UUID, got "${request.request_id}"`);
+    }
+    if (!request.job) throw invalid('job is required');
+    validateJob(request.job);
+
+    const name = `${request.parent}/jobs/${jobId}`;
+    const existing = this.jobs.get(name);
+    if (existing) {
+      // Batch's requestId: a retried create (same request id) gets the job it already made.
+      if (request.request_id && existing.requestId === request.request_id) return this.snapshot(existing);
+      throw grpcError(grpc.status.ALREADY_EXISTS, `Job ${name} already exists`);
+    }
+
+    const now = Date.now();
+    const job = structuredClone(request.job);
+    const group = job.task_groups[0] as TaskGroupMessage;
+    const environments = group.task_environments ?? [];
+    // With task_environments, Batch ignores task_count: one task per environment.
+    const taskCount = environments.length > 0 ? environments.length : Math.max(1, int(group.task_count));
+    group.name = `${name}/taskGroups/group0`;
+    group.task_count = String(taskCount);
+    job.name = name;
+    job.uid = jobUid(jobId);
+    job.create_time = timestamp(now);
+    job.update_time = timestamp(now);
+    job.status = { state: 'QUEUED', status_events: [], task_groups: {}, run_duration: null };
+
+    let reachTerminal = () => {};
+    let gone: (error: Error) => void = () => {};
+    const terminal = new Promise<void>((resolve, reject) => {
+      reachTerminal = resolve;
+      gone = reject;
+    });
+    terminal.catch(() => {}); // a deleted job nobody waits for is not an unhandled rejection
+    const record: JobRecord = {
+      job,
+      jobId,
+      requestId: request.request_id,
+      taskCount,
+      tasks: Array.from({ length: taskCount }, (_, index) => ({
+        name: `${group.name}/tasks/${index}`,
+        uid: `${job.uid}-group0-${index}`,
+        state: 'PENDING' as TaskState,
+        events: [],
+      })),
+      abort: new AbortController(),
+      execution: Promise.resolve(),
+      notified: Promise.resolve(),
+      terminal,
+      reachTerminal,
+      gone,
+    };
+    this.jobs.set(name, record);
+    this.log.info({ job: name, taskCount }, 'job created');
+    this.emit({
+      kind: 'job.created',
+      message: `${jobId} created (${taskCount} task${taskCount === 1 ? '' : 's'})`,
+      job: name,
+      uid: job.uid,
+      labels: job.labels ?? {},
+    });
+    record.notified = this.publisher.chain(
+      record.notified,
+      jobStateMessages(job, 'STATE_UNSPECIFIED', 'QUEUED', now),
+    );
+    if (this.options.execute !== false) {
+      record.execution = this.execute(record).catch((err) => {
+        this.log.error({ err, job: name }, 'job execution failed');
+        this.transition(
+          record,
+          'FAILED',
+          `Job state is set from ${record.job.status.state} to FAILED for job ${name}: ${(err as Error).message}`,
+        );
+      });
+    }
+    return this.snapshot(record);
+  }
+
+  private transition(record: JobRecord, state: JobState, description?: string): void {
+    const previous = record.job.status.state;
+    if (previous === state) return;
+    const now = Date.now();
+    const { job } = record;
+    job.status.state = state;
+    job.status.status_events.push({
+      type: 'STATUS_CHANGED',
+      description: description ?? `Job state is set from ${previous} to ${state} for job ${job.name}.`,
+      event_time: timestamp(now),
+      task_execution: null,
+      task_state: 'STATE_UNSPECIFIED',
+    });
+    job.update_time = timestamp(now);
+    if (state === 'RUNNING') record.runningSince = now;
+    if (TERMINAL.has(state)) record.finishedAt = now;
+    record.notified = this.publisher.chain(record.notified, jobStateMessages(job, previous, state, now));
+    this.log.info({ job: job.name, previous, state }, 'job state changed');
+    this.emit({
+      kind: 'job.state',
+      message: `${record.jobId} ${previous} → ${state}`,
+      job: job.name,
+      state,
+      previous,
+    });
+    if (TERMINAL.has(state)) record.reachTerminal();
+  }
+
+  private taskState(
+    record: JobRecord,
+    index: number,
+    state: ExecutorTaskState,
+    detail: { exitCode?: number; attempt: number } | undefined,
+  ): void {
+    const task = record.tasks[index];
+    if (!task) return;
+    const previous = task.state;
+    if (previous === state) return;
+    if (state === 'RUNNING' && record.job.status.state === 'SCHEDULED') this.transition(record, 'RUNNING');
+    const now = Date.now();
+    const exitCode = state === 'RUNNING' ? undefined : detail?.exitCode;
+    const region = record.job.name.split('/')[3];
+    task.state = state;
+    task.events.push({
+      type: 'STATUS_CHANGED',
+      description:
+        `Task state is updated from ${previous} to ${state} on zones/${region}-local/instances/localhost` +
+        (exitCode === undefined ? '.' : ` with exit code ${exitCode}.`),
+      event_time: timestamp(now),
+      task_execution: exitCode === undefined ? null : { exit_code: exitCode },
+      task_state: state,
+    });
+    record.job.update_time = timestamp(now);
+    record.notified = this.publisher.chain(
+      record.notified,
+      taskStateMessages(record.job, task, previous, state, now),
+    );
+    const attempt = detail?.attempt ?? 0;
+    this.emit({
+      kind: 'task.state',
+      message: `${record.jobId} task ${index} ${state}${attempt > 0 ? ` (retry ${attempt})` : ''}${exitCode === undefined ? '' : ` exit ${exitCode}`}`,
+      job: record.job.name,
+      task: index,
+      state,
+      attempt,
+      ...(exitCode === undefined ? {} : { exitCode }),
+    });
+  }
+
+  private failTasks(record: JobRecord, reason: string): void {
+    const now = Date.now();
+    for (const task of record.tasks) {
+      if (task.state === 'SUCCEEDED' || task.state === 'FAILED') continue;
+      task.events.push({
+        type: 'STATUS_CHANGED',
+        description: `Task state is updated from ${task.state} to FAILED: ${reason}`,
+        event_time: timestamp(now),
+        task_execution: null,
+        task_state: 'FAILED',
+      });
+      task.state = 'FAILED';
+    }
+  }
+
+  private async execute(record: JobRecord): Promise<void> {
+    const { signal } = record.abort;
+    // Let CreateJob answer first, as a queued job starts later than its creation.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (signal.aborted) return;
+    this.transition(record, 'SCHEDULED');
+
+    const group = record.job.task_groups[0] as TaskGroupMessage;
+    const runnables = group.task_spec?.runnables ?? [];
+    const images = this.options.images ?? {};
+    const baseDir = this.options.baseDir ?? process.cwd();
+    const jobLogDir = join(this.logDir, record.jobId);
+    mkdirSync(jobLogDir, { recursive: true });
+
+    let argv: string[];
+    try {
+      argv =
+        runnables.length === 1
+          ? runnableArgv(runnables[0] as never, images, baseDir)
+          : multiRunnableArgv(runnables, images, baseDir);
+    } catch (err) {
+      // The image has no local stand-in: as an image that cannot be pulled, the job fails.
+      const reason = (err as Error).message;
+      this.failTasks(record, reason);
+      this.transition(
+        record,
+        'FAILED',
+        `Job state is set from ${record.job.status.state} to FAILED for job ${record.job.name}. ${reason}`,
+      );
+      return;
+    }
+    const single = runnables.length === 1 ? runnableEnvironment(runnables[0] as never) : {};
+    let hostsFile: string | undefined;
+    if (group.require_hosts_file) {
+      hostsFile = join(jobLogDir, 'hosts');
+      writeFileSync(hostsFile, '127.0.0.1\n');
+    }
+    const parallelism =
+      group.scheduling_policy === 'IN_ORDER' ? 1 : int(group.parallelism) || record.taskCount;
+
+    const result = await runTaskGroup({
+      taskCount: record.taskCount,
+      parallelism,
+      maxRetryCount: group.task_spec?.max_retry_count ?? 0,
+      signal,
+      taskFor: (index, attempt) => ({
+        argv,
+        env: {
+          ...taskEnvironment(group, {
+            index,
+            taskCount: record.taskCount,
+            attempt,
+            platformEnv: this.options.env ?? {},
+            ...(hostsFile ? { hostsFile } : {}),
+          }),
+          ...single,
+        },
+        cwd: baseDir,
+      }),
+      logFile: (index, attempt) => join(jobLogDir, `task-${index}-attempt-${attempt}.log`),
+      onTaskState: (index, state, detail) => this.taskState(record, index, state, detail),
+    });
+    if (signal.aborted) return; // deleted or cancelled: that path owns the state from here
+
+    if (result.failed > 0) {
+      const failedTask = record.tasks.find((task) => task.state === 'FAILED');
+      const event = failedTask?.events.at(-1)?.description ?? 'a task failed';
+      this.transition(
+        record,
+        'FAILED',
+        `Job state is set from RUNNING to FAILED for job ${record.job.name}. Job failed due to task failure. ` +
+          `Specifically, one of the tasks failed due to the following task event: "${event}"`,
+      );
+    } else {
+      this.transition(record, 'SUCCEEDED');
+    }
+  }
+
+  getJob(request: { name: string }): JobMessage {
+    return this.snapshot(this.record(request.name));
+  }
+
+  listJobs(request: {
+    parent: string;
+    filter: string;
+    order_by: string;
+    page_size: number;
+    page_token: string;
+  }): {
+    jobs: JobMessage[];
+    next_page_token: string;
+    unreachable: string[];
+  } {
+    const parent = PARENT.exec(request.parent ?? '');
+    if (!parent)
+      throw invalid(`parent must be projects/{project}/locations/{location}, got "${request.parent}"`);
+    const [, project, location] = parent;
+    const matches = parseFilter(request.filter ?? '');
+    let jobs = [...this.jobs.values()]
+      .filter(({ job }) => {
+        const [, jobProject, , jobLocation] = job.name.split('/');
+        return jobProject === project && (location === '-' || jobLocation === location);
+      })
+      .map((record) => this.snapshot(record))
+      .filter(matches);
+    const order = (request.order_by ?? '').trim();
+    if (order) {
+      const [field, direction] = order.split(/\s+/);
+      if (field !== 'name' && field !== 'create_time') throw invalid(`unsupported order_by: ${order}`);
+      const key = (job: JobMessage) =>
+        field === 'name' ? job.name : Number(job.create_time.seconds) * 1e9 + job.create_time.nanos;
+      jobs.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+      if (direction === 'desc') jobs.reverse();
+    }
+    const offset = request.page_token ? Number(Buffer.from(request.page_token, 'base64url').toString()) : 0;
+    if (!Number.isInteger(offset) || offset < 0) throw invalid('invalid page_token');
+    const size = request.page_size > 0 ? request.page_size : jobs.length;
+    const page = jobs.slice(offset, offset + size);
+    const next = offset + size < jobs.length ? Buffer.from(String(offset + size)).toString('base64url') : '';
+    jobs = page;
+    return { jobs, next_page_token: next, unreachable: [] };
+  }
+
+  private operation(jobName: string, responseType: string): Record<string, unknown> {
+    const parent = jobName.split('/jobs/')[0];
+    return {
+      name: `${parent}/operations/operation-${Date.now()}-${randomBytes(8).toString('hex')}`,
+      done: true,
+      // Empty and CancelJobResponse both encode to zero bytes.
+      response: { type_url: `type.googleapis.com/${responseType}`, value: Buffer.alloc(0) },
+    };
+  }
+
+  private async settle(record: JobRecord): Promise<void> {
+    await Promise.race([
+      record.execution,
+      new Promise((resolve) => setTimeout(resolve, SETTLE_TIMEOUT_MS).unref()),
+    ]);
+  }
+
+  async deleteJob(request: { name: string }): Promise<Record<string, unknown>> {
+    const record = this.record(request.name);
+    if (!TERMINAL.has(record.job.status.state)) this.transition(record, 'DELETION_IN_PROGRESS');
+    // Deleting a running job stops its tasks: kill them, then forget the job.
+    record.abort.abort();
+    await this.settle(record);
+    this.jobs.delete(request.name);
+    record.gone(grpcError(grpc.status.NOT_FOUND, `Job ${request.name} was deleted`));
+    this.log.info({ job: request.name }, 'job deleted');
+    this.emit({ kind: 'job.deleted', message: `${record.jobId} deleted`, job: request.name });
+    return this.operation(request.name, 'google.protobuf.Empty');
+  }
+
+  async cancelJob(request: { name: string }): Promise<Record<string, unknown>> {
+    const record = this.record(request.name);
+    if (TERMINAL.has(record.job.status.state)) {
+      throw grpcError(
+        grpc.status.FAILED_PRECONDITION,
+        `Job ${request.name} is ${record.job.status.state} and cannot be cancelled`,
+      );
+    }
+    this.transition(record, 'CANCELLATION_IN_PROGRESS');
+    record.abort.abort();
+    await this.settle(record);
+    this.failTasks(record, 'the job was cancelled');
+    this.transition(record, 'CANCELLED');
+    return this.operation(request.name, 'google.cloud.batch.v1.CancelJobResponse');
+  }
+
+  private taskMessage(task: TaskRecord): TaskMessage {
+    return { name: task.name, status: { state: task.state, status_events: structuredClone(task.events) } };
+  }
+
+  getTask(request: { name: string }): TaskMessage {
+    const match = TASK_NAME.exec(request.name ?? '');
+    if (!match)
+      throw invalid(`name must be projects/*/locations/*/jobs/*/taskGroups/*/tasks/*, got "${request.name}"`);
+    const task = this.record(match[1] as string).tasks.find((candidate) => candidate.name === request.name);
+    if (!task) throw grpcError(grpc.status.NOT_FOUND, `Task ${request.name} not found`);
+    return this.taskMessage(task);
+  }
+
+  listTasks(request: { parent: string; filter: string; page_size: number; page_token: string }): {
+    tasks: TaskMessage[];
+    next_page_token: string;
+    unreachable: string[];
+  } {
+    const match = TASK_GROUP_NAME.exec(request.parent ?? '');
+    if (!match)
+      throw invalid(`parent must be projects/*/locations/*/jobs/*/taskGroups/*, got "${request.parent}"`);
+    const record = this.record(match[1] as string);
+    if (match[2] !== 'group0')
+      throw grpcError(grpc.status.NOT_FOUND, `TaskGroup ${request.parent} not found`);
+    const filter = (request.filter ?? '').trim();
+    const wanted = filter ? /^State\s*=\s*"?([A-Z_]+)"?$/i.exec(filter)?.[1] : undefined;
+    if (filter && !wanted) throw invalid(`unsupported task filter: ${filter} (use State=RUNNING)`);
+    const tasks = record.tasks
+      .filter((task) => !wanted || task.state === wanted)
+      .map((task) => this.taskMessage(task));
+    return { tasks, next_page_token: '', unreachable: [] };
+  }
+
+  async waitForJob(name: string, timeoutMs = 60_000): Promise<JobMessage> {
+    const record = this.record(name);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(`job ${name} did not finish within ${timeoutMs} ms (state ${record.job.status.state})`),
+          ),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([record.terminal, timeout]);
+      // Resolve after the terminal notification went out, so a test can expect it delivered.
+      await Promise.race([record.notified, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.snapshot(record);
+  }
+
+  async close(): Promise<void> {
+    for (const record of this.jobs.values()) record.abort.abort();
+    await Promise.all([...this.jobs.values()].map((record) => this.settle(record)));
+    await this.publisher.close();
+  }
+}
+
+type Handler = grpc.handleUnaryCall<unknown, unknown>;
+
+/**
+ * Starts the local Cloud Batch service on 127.0.0.1: the real `BatchServiceClient` talks to it
+ * with `grpcClientOptions('batch', { BATCH_EMULATOR_HOST: host })`. Jobs run as local processes
+ * (see local/executor), move QUEUED → SCHEDULED → RUNNING → SUCCEEDED/FAILED, and publish
+ * Batch's job notifications to the Pub/Sub emulator.
+ *
+ * @example
+ * const batch = await startBatchService({ images: config.local.images, baseDir, env: { STORAGE_EMULATOR_HOST } });
+ * process.env.BATCH_EMULATOR_HOST = batch.host;
+ */
+export async function startBatchService(options: BatchServiceOptions = {}): Promise<LocalBatchService> {
+  const proto = loadGrpcPackage('@google-cloud/batch', ['google/cloud/batch/v1/batch.proto']);
+  const definition = lookup(proto, 'google.cloud.batch.v1.BatchService');
+  const service = new BatchService(options);
+
+  const unary =
+    (method: string, handle: (request: never) => unknown): Handler =>
+    (call, callback) => {
+      Promise.resolve()
+        .then(() => {
+          service.takeFault(method);
+          return handle(call.request as never);
+        })
+        .then(
+          (response) => callback(null, response),
+          (err: grpc.ServiceError) => {
+            const isGrpc = typeof err?.code === 'number';
+            callback(isGrpc ? err : grpcError(grpc.status.INTERNAL, (err as Error)?.message ?? String(err)));
+          },
+        );
+    };
+
+  const server = new grpc.Server();
+  server.addService(definition.service, {
+    CreateJob: unary('CreateJob', (request) => service.createJob(request)),
+    GetJob: unary('GetJob', (request) => service.getJob(request)),
+    ListJobs: unary('ListJobs', (request) => service.listJobs(request)),
+    DeleteJob: unary('DeleteJob', (request) => service.deleteJob(request)),
+    CancelJob: unary('CancelJob', (request) => service.cancelJob(request)),
+    GetTask: unary('GetTask', (request) => service.getTask(request)),
+    ListTasks: unary('ListTasks', (request) => service.listTasks(request)),
+  });
+  const port = await bindLoopback(server, options.port ?? 0);
+
+  return {
+    host: `127.0.0.1:${port}`,
+    port,
+    logDir: service.logDir,
+    injectFault: (method, code, times) => service.injectFault(method, code, times),
+    waitForJob: (name, timeoutMs) => service.waitForJob(name, timeoutMs),
+    close: async () => {
+      await service.close();
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2_000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}

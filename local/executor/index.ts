@@ -1,0 +1,13 @@
+/**
+ * The local task executor: runs Batch task groups and Cloud Run job tasks as child processes.
+ */
+export { type ContainerRunnable, resolveContainer, UnmappedImageError } from './resolve-container.js';
+export {
+  baseEnvironment,
+  EXIT_NOT_RUNNABLE,
+  runTaskGroup,
+  type TaskGroupResult,
+  type TaskGroupRun,
+  type TaskSpec,
+  type TaskState,
+} from './run-task-group.js';
