@@ -6,7 +6,13 @@ import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { type TaskState as ExecutorTaskState, runTaskGroup } from '../executor/index.js';
 import { bindLoopback, grpcError, loadGrpcPackage, lookup } from '../grpc/protos.js';
-import { jobStateMessages, NotificationPublisher, taskStateMessages } from './notifications.js';
+import { JobStore, type StoredJob } from './job-store.js';
+import {
+  jobStateMessages,
+  type NotificationMessage,
+  NotificationPublisher,
+  taskStateMessages,
+} from './notifications.js';
 import { multiRunnableArgv, runnableArgv, runnableEnvironment, taskEnvironment } from './task-command.js';
 import {
   duration,
@@ -33,6 +39,11 @@ export interface LocalBatchService {
   injectFault(method: string, code: number, times?: number): void;
   /** Resolves with the job once it is SUCCEEDED or FAILED (and its notifications were published). */
   waitForJob(name: string, timeoutMs?: number): Promise<unknown>;
+  /**
+   * With `holdRestartNotifications`: publishes the notifications of the jobs that were failed
+   * at start because the previous process stopped while they ran. Resolves once attempted.
+   */
+  releaseRestartNotifications(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,6 +62,18 @@ export interface BatchServiceOptions {
   /** Extra env for every task, e.g. STORAGE_EMULATOR_HOST. */
   env?: Record<string, string>;
   onEvent?: (e: PlatformActivity) => void;
+  /**
+   * Keep job records here (`${dataDir}/jobs/`) across restarts: written on every state change,
+   * removed on DeleteJob, loaded at start. Unset: jobs live in memory only.
+   */
+  dataDir?: string;
+  /**
+   * Hold the notifications of jobs failed at start (see `dataDir`) until
+   * `releaseRestartNotifications()`: the Pub/Sub emulator keeps topics and subscriptions in
+   * memory, so a platform that restarts them must create them again before these messages can
+   * be delivered. Default false: published at start like any state change.
+   */
+  holdRestartNotifications?: boolean;
 }
 
 const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)$/;
@@ -85,6 +108,49 @@ interface JobRecord {
   terminal: Promise<void>;
   reachTerminal: () => void;
   gone: (error: Error) => void;
+}
+
+type RecordFields = Pick<
+  JobRecord,
+  'job' | 'jobId' | 'requestId' | 'taskCount' | 'tasks' | 'runningSince' | 'finishedAt'
+>;
+
+/** A job record with fresh runtime handles (abort, promises) around its stored fields. */
+function newRecord(fields: RecordFields): JobRecord {
+  let reachTerminal = () => {};
+  let gone: (error: Error) => void = () => {};
+  const terminal = new Promise<void>((resolve, reject) => {
+    reachTerminal = resolve;
+    gone = reject;
+  });
+  terminal.catch(() => {}); // a deleted job nobody waits for is not an unhandled rejection
+  return {
+    ...fields,
+    abort: new AbortController(),
+    execution: Promise.resolve(),
+    notified: Promise.resolve(),
+    terminal,
+    reachTerminal,
+    gone,
+  };
+}
+
+/** The part of a record that is written to disk. */
+function stored(record: JobRecord): StoredJob {
+  return {
+    version: 1,
+    job: record.job,
+    jobId: record.jobId,
+    requestId: record.requestId,
+    taskCount: record.taskCount,
+    tasks: record.tasks,
+    ...(record.runningSince === undefined ? {} : { runningSince: record.runningSince }),
+    ...(record.finishedAt === undefined ? {} : { finishedAt: record.finishedAt }),
+  };
+}
+
+function millis(time: { seconds: string; nanos: number } | undefined): number | undefined {
+  return time ? Number(time.seconds) * 1000 + Math.floor(time.nanos / 1_000_000) : undefined;
 }
 
 function invalid(message: string): grpc.ServiceError {
@@ -173,6 +239,14 @@ class BatchService {
   private readonly faults = new Map<string, { code: number; times: number }>();
   private readonly log = createLogger({ name: 'local-batch' });
   private readonly publisher: NotificationPublisher;
+  private readonly store: JobStore | undefined;
+  /** Records with task changes not yet written (see `persist`). */
+  private readonly dirty = new Set<JobRecord>();
+  private flushTimer: NodeJS.Immediate | undefined;
+  private closed = false;
+  /** While loading with `holdRestartNotifications`: notifications go to `held`, in order. */
+  private holding = false;
+  private held: Array<{ record: JobRecord; messages: NotificationMessage[] }> = [];
   readonly logDir: string;
 
   constructor(private readonly options: BatchServiceOptions) {
@@ -181,6 +255,122 @@ class BatchService {
       options.pubsubHost ?? process.env.PUBSUB_EMULATOR_HOST,
       this.log,
     );
+    this.store = options.dataDir ? new JobStore(options.dataDir, this.log) : undefined;
+  }
+
+  /**
+   * Brings back the jobs of `dataDir`. A job that was not terminal when the previous process
+   * stopped lost its tasks with that process (they ran as its children), and nothing will ever
+   * finish it: it is FAILED now, with an event saying why, and its FAILED notification goes out
+   * like any other so onComplete reports the failure instead of waiting forever. Re-running it
+   * instead would repeat side effects of tasks that may have half-run; the caller can resubmit.
+   * Two states finish what the user asked for instead: DELETION_IN_PROGRESS completes the
+   * delete, CANCELLATION_IN_PROGRESS becomes CANCELLED.
+   */
+  load(): void {
+    if (!this.store) return;
+    this.holding = this.options.holdRestartNotifications === true;
+    try {
+      this.loadAll(this.store);
+    } finally {
+      this.holding = false;
+    }
+  }
+
+  private loadAll(store: JobStore): void {
+    for (const saved of store.loadAll()) {
+      const record = newRecord({
+        job: saved.job,
+        jobId: saved.jobId,
+        requestId: saved.requestId ?? '',
+        taskCount: saved.taskCount,
+        tasks: saved.tasks,
+        ...(saved.runningSince === undefined ? {} : { runningSince: saved.runningSince }),
+        ...(saved.finishedAt === undefined ? {} : { finishedAt: saved.finishedAt }),
+      });
+      const { name, status } = record.job;
+      if (status.state === 'DELETION_IN_PROGRESS') {
+        store.remove(name);
+        this.log.info({ job: name }, 'finished the delete of a job the previous process was deleting');
+        continue;
+      }
+      this.jobs.set(name, record);
+      if (TERMINAL.has(status.state)) {
+        record.reachTerminal();
+        continue;
+      }
+      // The last moment the job is known to have run: its run duration must not count the downtime.
+      const lastSeen = millis(record.job.update_time);
+      if (status.state === 'CANCELLATION_IN_PROGRESS') {
+        this.failTasks(record, 'the job was cancelled');
+        this.transition(record, 'CANCELLED');
+      } else {
+        const reason = 'the local platform restarted while the job ran, which stopped its tasks';
+        this.log.warn({ job: name, state: status.state }, `failing job: ${reason}`);
+        this.failTasks(record, reason);
+        this.transition(
+          record,
+          'FAILED',
+          `Job state is set from ${status.state} to FAILED for job ${name}. The local platform restarted while the job ran, which stopped its tasks.`,
+        );
+      }
+      if (lastSeen !== undefined && record.runningSince !== undefined) {
+        record.finishedAt = Math.max(record.runningSince, lastSeen);
+        this.persist(record);
+      }
+    }
+  }
+
+  async releaseRestartNotifications(): Promise<void> {
+    const held = this.held;
+    this.held = [];
+    for (const { record, messages } of held) {
+      record.notified = this.publisher.chain(record.notified, messages);
+    }
+    await Promise.all(held.map(({ record }) => record.notified));
+  }
+
+  /** Queues a job's notifications behind its earlier ones (or holds them while loading). */
+  private notify(record: JobRecord, messages: NotificationMessage[]): void {
+    if (messages.length === 0) return;
+    if (this.holding) this.held.push({ record, messages });
+    else record.notified = this.publisher.chain(record.notified, messages);
+  }
+
+  /**
+   * Writes the record with `dataDir`: 'now' for job changes (few, and the ones a restart must
+   * see), 'soon' (once per event-loop turn) for task changes. Only the record the service
+   * still holds under that name is written, so a late change of a deleted job cannot bring
+   * its file back.
+   */
+  private persist(record: JobRecord, when: 'now' | 'soon' = 'now'): void {
+    if (!this.store || this.closed || this.jobs.get(record.job.name) !== record) return;
+    if (when === 'soon') {
+      this.dirty.add(record);
+      this.flushTimer ??= setImmediate(() => this.flush());
+      return;
+    }
+    this.dirty.delete(record);
+    this.write(record);
+  }
+
+  private flush(): void {
+    if (this.flushTimer) clearImmediate(this.flushTimer);
+    this.flushTimer = undefined;
+    const records = [...this.dirty];
+    this.dirty.clear();
+    for (const record of records) {
+      if (this.jobs.get(record.job.name) === record) this.write(record);
+    }
+  }
+
+  private write(record: JobRecord): void {
+    try {
+      this.store?.save(stored(record));
+    } catch (err) {
+      // The job itself goes on; only its survival of a restart is at stake.
+      this.log.error({ err, job: record.job.name }, 'could not write Batch job record');
+    }
   }
 
   injectFault(method: string, code: number, times = 1): void {
@@ -271,14 +461,7 @@ class BatchService {
     job.update_time = timestamp(now);
     job.status = { state: 'QUEUED', status_events: [], task_groups: {}, run_duration: null };
 
-    let reachTerminal = () => {};
-    let gone: (error: Error) => void = () => {};
-    const terminal = new Promise<void>((resolve, reject) => {
-      reachTerminal = resolve;
-      gone = reject;
-    });
-    terminal.catch(() => {}); // a deleted job nobody waits for is not an unhandled rejection
-    const record: JobRecord = {
+    const record = newRecord({
       job,
       jobId,
       requestId: request.request_id,
@@ -289,14 +472,9 @@ class BatchService {
         state: 'PENDING' as TaskState,
         events: [],
       })),
-      abort: new AbortController(),
-      execution: Promise.resolve(),
-      notified: Promise.resolve(),
-      terminal,
-      reachTerminal,
-      gone,
-    };
+    });
     this.jobs.set(name, record);
+    this.persist(record);
     this.log.info({ job: name, taskCount }, 'job created');
     this.emit({
       kind: 'job.created',
@@ -305,10 +483,7 @@ class BatchService {
       uid: job.uid,
       labels: job.labels ?? {},
     });
-    record.notified = this.publisher.chain(
-      record.notified,
-      jobStateMessages(job, 'STATE_UNSPECIFIED', 'QUEUED', now),
-    );
+    this.notify(record, jobStateMessages(job, 'STATE_UNSPECIFIED', 'QUEUED', now));
     if (this.options.execute !== false) {
       record.execution = this.execute(record).catch((err) => {
         this.log.error({ err, job: name }, 'job execution failed');
@@ -338,7 +513,8 @@ class BatchService {
     job.update_time = timestamp(now);
     if (state === 'RUNNING') record.runningSince = now;
     if (TERMINAL.has(state)) record.finishedAt = now;
-    record.notified = this.publisher.chain(record.notified, jobStateMessages(job, previous, state, now));
+    this.notify(record, jobStateMessages(job, previous, state, now));
+    this.persist(record);
     this.log.info({ job: job.name, previous, state }, 'job state changed');
     this.emit({
       kind: 'job.state',
@@ -375,10 +551,9 @@ class BatchService {
       task_state: state,
     });
     record.job.update_time = timestamp(now);
-    record.notified = this.publisher.chain(
-      record.notified,
-      taskStateMessages(record.job, task, previous, state, now),
-    );
+    this.notify(record, taskStateMessages(record.job, task, previous, state, now));
+    // Task changes come in bursts (a whole group turns PENDING at once): one write per turn.
+    this.persist(record, 'soon');
     const attempt = detail?.attempt ?? 0;
     this.emit({
       kind: 'task.state',
@@ -553,6 +728,12 @@ class BatchService {
     record.abort.abort();
     await this.settle(record);
     this.jobs.delete(request.name);
+    this.dirty.delete(record);
+    try {
+      this.store?.remove(request.name);
+    } catch (err) {
+      this.log.error({ err, job: request.name }, 'could not remove Batch job record');
+    }
     record.gone(grpcError(grpc.status.NOT_FOUND, `Job ${request.name} was deleted`));
     this.log.info({ job: request.name }, 'job deleted');
     this.emit({ kind: 'job.deleted', message: `${record.jobId} deleted`, job: request.name });
@@ -633,6 +814,13 @@ class BatchService {
   async close(): Promise<void> {
     for (const record of this.jobs.values()) record.abort.abort();
     await Promise.all([...this.jobs.values()].map((record) => this.settle(record)));
+    // Jobs cut short here stay as they were on disk (RUNNING…): the next start fails them.
+    this.flush();
+    this.closed = true;
+    if (this.held.length > 0) {
+      this.log.warn({ notifications: this.held.length }, 'restart notifications never released: dropped');
+      this.held = [];
+    }
     await this.publisher.close();
   }
 }
@@ -653,6 +841,7 @@ export async function startBatchService(options: BatchServiceOptions = {}): Prom
   const proto = loadGrpcPackage('@google-cloud/batch', ['google/cloud/batch/v1/batch.proto']);
   const definition = lookup(proto, 'google.cloud.batch.v1.BatchService');
   const service = new BatchService(options);
+  service.load();
 
   const unary =
     (method: string, handle: (request: never) => unknown): Handler =>
@@ -689,6 +878,7 @@ export async function startBatchService(options: BatchServiceOptions = {}): Prom
     logDir: service.logDir,
     injectFault: (method, code, times) => service.injectFault(method, code, times),
     waitForJob: (name, timeoutMs) => service.waitForJob(name, timeoutMs),
+    releaseRestartNotifications: () => service.releaseRestartNotifications(),
     close: async () => {
       await service.close();
       await new Promise<void>((resolve) => {
