@@ -1,0 +1,221 @@
+import { Cron } from 'croner';
+import type { Config } from '../../shared/config/schema.js';
+
+/** What the dev console shows. */
+export interface PlatformActivity {
+  kind: string;
+  message: string;
+  [key: string]: unknown;
+}
+
+/** One Cloud Scheduler job: a configured flow, for one client when the flow runs per client. */
+export interface SchedulerJob {
+  /** Scheduler job id, sent as `X-CloudScheduler-JobName`: `bw-{product}-{flow}[-{client}]`. */
+  id: string;
+  flow: string;
+  product: string;
+  client: string | null;
+  /** Five-field cron expression; null for a flow without a schedule (fired by hand only). */
+  schedule: string | null;
+  timeZone: string;
+  /** The JSON body POSTed to onSchedule. */
+  body: string;
+}
+
+/** The clock the scheduler runs on; tests hand in a fake one. */
+export interface SchedulerClock {
+  now(): number;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const systemClock: SchedulerClock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => {
+    const timer = setTimeout(callback, ms);
+    timer.unref();
+    return timer;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/** What onSchedule answered. */
+export interface FireResult {
+  status: number;
+  body: unknown;
+}
+
+export type HttpPost = (
+  url: string,
+  init: { method: 'POST'; headers: Record<string, string>; body: string },
+) => Promise<{ status: number; text(): Promise<string> }>;
+
+export interface SchedulerOptions {
+  config: Config;
+  /** onSchedule's URL. */
+  targetUrl: string;
+  /** Run the cron schedules (default true); fireNow works either way. */
+  enabled?: boolean;
+  onEvent?: (activity: PlatformActivity) => void;
+  clock?: SchedulerClock;
+  /** Default: global fetch. */
+  post?: HttpPost;
+}
+
+export interface LocalScheduler {
+  jobs: SchedulerJob[];
+  /** Fires a flow now, as `gcloud scheduler jobs run` does (ScheduleTime = now); resolves with onSchedule's answer. */
+  fireNow(flow: string, product: string, client?: string): Promise<FireResult>;
+  /** The next time each scheduled job fires (ms since epoch), by job id. */
+  nextFireTimes(): Record<string, number>;
+  stop(): void;
+}
+
+/** The Scheduler jobs for a config: one per product-scoped flow, one per client of a client-scoped flow. */
+export function schedulerJobs(config: Config): SchedulerJob[] {
+  const jobs: SchedulerJob[] = [];
+  for (const [product, productConfig] of Object.entries(config.products)) {
+    for (const [flow, flowConfig] of Object.entries(productConfig.flows)) {
+      const clients = flowConfig.scope === 'client' ? productConfig.clients : [null];
+      for (const client of clients) {
+        jobs.push({
+          id: ['bw', product, flow, ...(client ? [client] : [])].join('-'),
+          flow,
+          product,
+          client,
+          schedule: flowConfig.schedule ?? null,
+          timeZone: flowConfig.timeZone,
+          body: JSON.stringify(client ? { flow, product, client } : { flow, product }),
+        });
+      }
+    }
+  }
+  return jobs;
+}
+
+/** The request Cloud Scheduler sends for a tick of `job` scheduled at `scheduleTime`. */
+export function schedulerRequest(
+  job: SchedulerJob,
+  scheduleTime: Date,
+): { headers: Record<string, string>; body: string } {
+  return {
+    headers: {
+      'content-type': 'application/json',
+      'user-agent': 'Google-Cloud-Scheduler',
+      'x-cloudscheduler': 'true',
+      'x-cloudscheduler-jobname': job.id,
+      'x-cloudscheduler-scheduletime': scheduleTime.toISOString(),
+    },
+    body: job.body,
+  };
+}
+
+/** The next tick of a cron schedule strictly after `after`, in the schedule's time zone. */
+export function nextTick(schedule: string, timeZone: string, after: Date): Date | null {
+  return new Cron(schedule, { timezone: timeZone, paused: true }).nextRun(after);
+}
+
+/**
+ * A local Cloud Scheduler: fires every configured flow on its cron schedule, in its time zone,
+ * at onSchedule with Scheduler's headers (`X-CloudScheduler-JobName`,
+ * `X-CloudScheduler-ScheduleTime`, …), so that dedupe and logging work as in Google Cloud. A tick
+ * answered with 409, 429 or 5xx is retried (1 s, 2 s, 4 s), as Scheduler's retry config would.
+ */
+export function startScheduler(options: SchedulerOptions): LocalScheduler {
+  const clock = options.clock ?? systemClock;
+  const post: HttpPost = options.post ?? ((url, init) => fetch(url, init));
+  const emit = (activity: PlatformActivity) => options.onEvent?.(activity);
+  const jobs = schedulerJobs(options.config);
+  const timers = new Map<string, unknown>();
+  const next = new Map<string, number>();
+  let stopped = false;
+
+  async function send(job: SchedulerJob, scheduleTime: Date): Promise<FireResult> {
+    const request = schedulerRequest(job, scheduleTime);
+    const response = await post(options.targetUrl, {
+      method: 'POST',
+      headers: request.headers,
+      body: request.body,
+    });
+    const text = await response.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // Not JSON (functions-framework's own error pages): keep the text.
+    }
+    return { status: response.status, body };
+  }
+
+  async function tick(job: SchedulerJob, scheduleTime: Date): Promise<void> {
+    for (let attempt = 0; attempt < 4 && !stopped; attempt++) {
+      try {
+        const result = await send(job, scheduleTime);
+        emit({
+          kind: 'schedule.fired',
+          message: `${job.id} ${scheduleTime.toISOString()} → ${result.status}`,
+          job: job.id,
+          status: result.status,
+        });
+        if (!(result.status === 409 || result.status === 429 || result.status >= 500)) return;
+      } catch (err) {
+        emit({ kind: 'schedule.error', message: `${job.id}: ${(err as Error).message}`, job: job.id });
+      }
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, 1000 * 2 ** attempt));
+    }
+  }
+
+  function arm(job: SchedulerJob, after: Date): void {
+    if (stopped || !job.schedule) return;
+    const at = nextTick(job.schedule, job.timeZone, after);
+    if (!at) return;
+    next.set(job.id, at.getTime());
+    const handle = clock.setTimeout(
+      () => {
+        arm(job, at);
+        void tick(job, at);
+      },
+      Math.max(0, at.getTime() - clock.now()),
+    );
+    timers.set(job.id, handle);
+  }
+
+  if (options.enabled ?? true) {
+    const now = new Date(clock.now());
+    for (const job of jobs) arm(job, now);
+  }
+
+  return {
+    jobs,
+    fireNow: async (flow, product, client) => {
+      const job =
+        jobs.find((j) => j.flow === flow && j.product === product && j.client === (client ?? null)) ??
+        // Not a configured job: send it anyway, so that onSchedule's answer says what is wrong.
+        ({
+          id: ['bw', product, flow, ...(client ? [client] : [])].join('-'),
+          flow,
+          product,
+          client: client ?? null,
+          schedule: null,
+          timeZone: 'Etc/UTC',
+          body: JSON.stringify(client ? { flow, product, client } : { flow, product }),
+        } satisfies SchedulerJob);
+      // Second precision, as Scheduler's ScheduleTime for a forced run.
+      const scheduleTime = new Date(Math.floor(clock.now() / 1000) * 1000);
+      const result = await send(job, scheduleTime);
+      emit({
+        kind: 'schedule.fired',
+        message: `${job.id} (run now) → ${result.status}`,
+        job: job.id,
+        status: result.status,
+      });
+      return result;
+    },
+    nextFireTimes: () => Object.fromEntries(next),
+    stop: () => {
+      stopped = true;
+      for (const handle of timers.values()) clock.clearTimeout(handle);
+      timers.clear();
+    },
+  };
+}

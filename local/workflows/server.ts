@@ -1,0 +1,394 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { bindLoopback, grpcError, loadGrpcPackage, lookup } from '../grpc/protos.js';
+import { createLocalConnectors } from './connectors.js';
+import { WorkflowCancelledError, WorkflowRuntimeError, WorkflowSyntaxError } from './errors.js';
+import { executeWorkflow, systemClock } from './execute.js';
+import { parseWorkflow } from './parse.js';
+import type { Clock, ConnectorRegistry, WorkflowProgram } from './types.js';
+import { toJsonValue } from './values.js';
+
+/** What the dev console shows. */
+export interface PlatformActivity {
+  kind: string;
+  message: string;
+  [key: string]: unknown;
+}
+
+export interface WorkflowsServiceOptions {
+  port?: number;
+  /** Where `<id>.workflows.yaml` files live; a workflow's id is the file's stem. */
+  workflowsDir: string;
+  project: string;
+  region: string;
+  /** Extra variables `sys.get_env` reads (besides GOOGLE_CLOUD_PROJECT_ID, …_WORKFLOW_EXECUTION_ID, …). */
+  env?: Record<string, string>;
+  /** Connectors; default `createLocalConnectors` (the real Google clients at the *_EMULATOR_HOST services). */
+  connectors?: ConnectorRegistry;
+  clock?: Clock;
+  onEvent?: (activity: PlatformActivity) => void;
+}
+
+export interface LocalWorkflowsService {
+  /** `127.0.0.1:PORT`, for WORKFLOWS_EMULATOR_HOST. */
+  host: string;
+  port: number;
+  /** Resolves with the execution (proto shape) once it is no longer ACTIVE. */
+  waitForExecution(name: string, timeoutMs?: number): Promise<ExecutionResource>;
+  close(): Promise<void>;
+}
+
+type Timestamp = { seconds: string; nanos: number };
+
+/** google.cloud.workflows.executions.v1.Execution, as proto-loader (keepCase) encodes it. */
+export interface ExecutionResource {
+  name: string;
+  start_time: Timestamp;
+  end_time: Timestamp | null;
+  duration: { seconds: string; nanos: number } | null;
+  state: 'ACTIVE' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+  argument: string;
+  result: string;
+  error: {
+    payload: string;
+    context: string;
+    stack_trace: {
+      elements: Array<{
+        step: string;
+        routine: string;
+        position: { line: string; column: string; length: string };
+      }>;
+    };
+  } | null;
+  workflow_revision_id: string;
+  call_log_level: string;
+  status: { current_steps: Array<{ routine: string; step: string }> } | null;
+  labels: Record<string, string>;
+}
+
+interface ExecutionRecord {
+  resource: ExecutionResource;
+  workflow: string;
+  createdAt: number;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+const EXTENSION = '.workflows.yaml';
+
+function timestamp(ms: number): Timestamp {
+  return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
+}
+
+/** A workflow's revision id as Workflows shows it: `000001-` and a short hash of the source. */
+function revisionId(source: string): string {
+  let hash = 0;
+  for (let i = 0; i < source.length; i++) hash = (hash * 31 + source.charCodeAt(i)) >>> 0;
+  return `000001-${hash.toString(16).padStart(8, '0').slice(0, 3)}`;
+}
+
+/**
+ * One term of an AIP-160 filter as Workflows accepts them: `state="FAILED"`,
+ * `labels.key="value"`, `executionId="…"`, joined with AND.
+ */
+function compileFilter(filter: string): (record: ExecutionRecord) => boolean {
+  const text = filter.trim();
+  if (!text) return () => true;
+  const terms = text.split(/\s+AND\s+/);
+  const predicates = terms.map((term) => {
+    const match =
+      /^\s*(labels\.[A-Za-z0-9_-]+|state|executionId|workflowRevisionId)\s*(=|!=)\s*"([^"]*)"\s*$/.exec(term);
+    if (!match) throw grpcError(grpc.status.INVALID_ARGUMENT, `unsupported filter term: ${term}`);
+    const [, field, op, value] = match as unknown as [string, string, string, string];
+    const read = (record: ExecutionRecord): string => {
+      if (field.startsWith('labels.')) return record.resource.labels[field.slice('labels.'.length)] ?? '';
+      if (field === 'state') return record.resource.state;
+      if (field === 'executionId') return record.resource.name.split('/').pop() ?? '';
+      return record.resource.workflow_revision_id;
+    };
+    return (record: ExecutionRecord) => (op === '=' ? read(record) === value : read(record) !== value);
+  });
+  return (record) => predicates.every((predicate) => predicate(record));
+}
+
+/**
+ * The local Cloud Workflows executions service: gRPC `google.cloud.workflows.executions.v1.Executions`
+ * (CreateExecution, GetExecution, ListExecutions, CancelExecution) from the protos
+ * `@google-cloud/workflows` ships. Workflows are the files of `workflowsDir`, read at each
+ * CreateExecution (an edit takes effect on the next execution, like a redeploy); executions run
+ * with the local interpreter and report state, result and error as Workflows does.
+ */
+export async function startWorkflowsService(
+  options: WorkflowsServiceOptions,
+): Promise<LocalWorkflowsService> {
+  const pkg = loadGrpcPackage('@google-cloud/workflows', [
+    'google/cloud/workflows/executions/v1/executions.proto',
+  ]);
+  const ExecutionsService = lookup(pkg, 'google.cloud.workflows.executions.v1.Executions');
+  const connectors =
+    options.connectors ?? createLocalConnectors({ project: options.project, region: options.region });
+  const clock = options.clock ?? systemClock;
+  const emit = (activity: PlatformActivity) => options.onEvent?.(activity);
+  const executions = new Map<string, ExecutionRecord>();
+  const location = `projects/${options.project}/locations/${options.region}`;
+
+  function loadWorkflow(parent: string): { id: string; program: WorkflowProgram; revision: string } {
+    const match = /^projects\/([^/]+)\/locations\/([^/]+)\/workflows\/([^/]+)$/.exec(parent);
+    if (!match)
+      throw grpcError(
+        grpc.status.INVALID_ARGUMENT,
+        `parent must be projects/P/locations/L/workflows/W, got "${parent}"`,
+      );
+    const id = match[3] as string;
+    const file = join(options.workflowsDir, `${id}${EXTENSION}`);
+    if (
+      `projects/${match[1]}/locations/${match[2]}` !== location ||
+      !/^[a-z][a-z0-9_-]{0,63}$/i.test(id) ||
+      !existsSync(file)
+    ) {
+      throw grpcError(grpc.status.NOT_FOUND, `Resource '${parent}' was not found`);
+    }
+    const source = readFileSync(file, 'utf8');
+    try {
+      return { id, program: parseWorkflow(source, file), revision: revisionId(source) };
+    } catch (error) {
+      if (error instanceof WorkflowSyntaxError) {
+        // A real deploy would have refused this file; say so instead of running it.
+        throw grpcError(
+          grpc.status.FAILED_PRECONDITION,
+          `workflow ${id} is not deployable: ${error.message}`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  function finish(
+    record: ExecutionRecord,
+    state: ExecutionResource['state'],
+    fields: Partial<ExecutionResource>,
+  ): void {
+    // A cancelled execution is final the moment CancelExecution answers; the interpreter's own end comes later.
+    if (record.resource.state !== 'ACTIVE') return;
+    const end = clock.now();
+    const elapsed = Math.max(0, end - record.createdAt);
+    Object.assign(record.resource, fields, {
+      state,
+      end_time: timestamp(end),
+      duration: { seconds: String(Math.floor(elapsed / 1000)), nanos: (elapsed % 1000) * 1_000_000 },
+      status: null,
+    });
+    emit({
+      kind: 'workflow.execution',
+      message: `workflow ${record.workflow} execution ${record.resource.name.split('/').pop()}: ${state}`,
+      execution: record.resource.name,
+      state,
+    });
+  }
+
+  function createExecution(request: {
+    parent: string;
+    execution?: Partial<ExecutionResource> | null;
+  }): ExecutionResource {
+    const { id, program, revision } = loadWorkflow(request.parent);
+    const argumentText = request.execution?.argument ?? '';
+    let argument: unknown = null;
+    if (argumentText.trim() !== '') {
+      try {
+        argument = JSON.parse(argumentText);
+      } catch (error) {
+        throw grpcError(
+          grpc.status.INVALID_ARGUMENT,
+          `argument is not valid JSON: ${(error as Error).message}`,
+        );
+      }
+    }
+    const executionId = randomUUID();
+    const name = `${request.parent}/executions/${executionId}`;
+    const createdAt = clock.now();
+    const resource: ExecutionResource = {
+      name,
+      start_time: timestamp(createdAt),
+      end_time: null,
+      duration: null,
+      state: 'ACTIVE',
+      argument: argumentText,
+      result: '',
+      error: null,
+      workflow_revision_id: revision,
+      call_log_level: request.execution?.call_log_level ?? 'CALL_LOG_LEVEL_UNSPECIFIED',
+      status: { current_steps: [] },
+      labels: { ...(request.execution?.labels ?? {}) },
+    };
+    const abort = new AbortController();
+    const record: ExecutionRecord = { resource, workflow: id, createdAt, abort, done: Promise.resolve() };
+    executions.set(name, record);
+    emit({
+      kind: 'workflow.execution',
+      message: `workflow ${id} execution ${executionId} started`,
+      execution: name,
+      state: 'ACTIVE',
+    });
+
+    const env: Record<string, string> = {
+      ...(options.env ?? {}),
+      GOOGLE_CLOUD_PROJECT_ID: options.project,
+      GOOGLE_CLOUD_PROJECT_NUMBER: '000000000000',
+      GOOGLE_CLOUD_LOCATION: options.region,
+      GOOGLE_CLOUD_WORKFLOW_ID: id,
+      GOOGLE_CLOUD_WORKFLOW_REVISION_ID: revision,
+      GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID: executionId,
+    };
+    // Started on the next turn, so CreateExecution answers before the first step runs, as Workflows does.
+    record.done = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() =>
+        executeWorkflow(program, argument, {
+          connectors,
+          env,
+          clock,
+          signal: abort.signal,
+          log: (entry) =>
+            emit({
+              kind: 'workflow.log',
+              message: `${id}: ${typeof entry.data === 'string' ? entry.data : JSON.stringify(entry.data)}`,
+              severity: entry.severity,
+            }),
+        }),
+      )
+      .then(
+        (result) => finish(record, 'SUCCEEDED', { result: JSON.stringify(toJsonValue(result)) }),
+        (error: unknown) => {
+          if (error instanceof WorkflowCancelledError || abort.signal.aborted) {
+            finish(record, 'CANCELLED', {});
+          } else if (error instanceof WorkflowRuntimeError) {
+            finish(record, 'FAILED', {
+              error: {
+                payload: JSON.stringify(error.payload),
+                context: error.context,
+                stack_trace: {
+                  elements: error.frames.map((frame) => ({
+                    step: frame.step,
+                    routine: frame.routine,
+                    position: { line: String(frame.line), column: '0', length: '0' },
+                  })),
+                },
+              },
+            });
+          } else {
+            // An unsupported construct or an interpreter fault: fail the execution, naming it.
+            const message = error instanceof Error ? error.message : String(error);
+            finish(record, 'FAILED', {
+              error: {
+                payload: JSON.stringify({ message, tags: ['UnsupportedError'] }),
+                context: message,
+                stack_trace: { elements: [] },
+              },
+            });
+          }
+        },
+      );
+    return resource;
+  }
+
+  const getRecord = (name: string): ExecutionRecord => {
+    const record = executions.get(name);
+    if (!record) throw grpcError(grpc.status.NOT_FOUND, `Resource '${name}' was not found`);
+    return record;
+  };
+
+  const basicView = (resource: ExecutionResource): ExecutionResource => ({
+    ...resource,
+    argument: '',
+    result: '',
+  });
+
+  const unary =
+    <Req, Res>(handler: (request: Req) => Res) =>
+    (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
+      try {
+        callback(null, handler(call.request));
+      } catch (error) {
+        const e = error as grpc.ServiceError;
+        callback(typeof e.code === 'number' ? e : grpcError(grpc.status.INTERNAL, (error as Error).message));
+      }
+    };
+
+  const server = new grpc.Server();
+  server.addService(ExecutionsService.service, {
+    CreateExecution: unary(createExecution),
+    GetExecution: unary((request: { name: string; view?: string }) => {
+      const { resource } = getRecord(request.name);
+      return request.view === 'BASIC' ? basicView(resource) : resource;
+    }),
+    ListExecutions: unary(
+      (request: {
+        parent: string;
+        page_size?: number;
+        page_token?: string;
+        filter?: string;
+        view?: string;
+      }) => {
+        loadWorkflow(request.parent);
+        const matches = compileFilter(request.filter ?? '');
+        const all = [...executions.values()]
+          .filter(
+            (record) => record.resource.name.startsWith(`${request.parent}/executions/`) && matches(record),
+          )
+          .sort((a, b) => b.createdAt - a.createdAt);
+        const offset = Number(request.page_token || 0);
+        const size = Math.min(request.page_size || 100, request.view === 'FULL' ? 100 : 1000);
+        const page = all.slice(offset, offset + size);
+        return {
+          executions: page.map((record) =>
+            request.view === 'FULL' ? record.resource : basicView(record.resource),
+          ),
+          next_page_token: offset + size < all.length ? String(offset + size) : '',
+        };
+      },
+    ),
+    CancelExecution: unary((request: { name: string }) => {
+      const record = getRecord(request.name);
+      if (record.resource.state !== 'ACTIVE') {
+        throw grpcError(
+          grpc.status.FAILED_PRECONDITION,
+          `execution ${request.name} is not active (${record.resource.state})`,
+        );
+      }
+      record.abort.abort(new WorkflowCancelledError());
+      // Workflows answers with the execution already CANCELLED; the interpreter stops at its next step.
+      finish(record, 'CANCELLED', {});
+      return record.resource;
+    }),
+  });
+
+  const port = await bindLoopback(server, options.port ?? 0);
+  return {
+    host: `127.0.0.1:${port}`,
+    port,
+    waitForExecution: async (name, timeoutMs = 30_000) => {
+      const started = Date.now();
+      while (Date.now() - started < timeoutMs) {
+        const record = executions.get(name);
+        if (record && record.resource.state !== 'ACTIVE') return record.resource;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      throw new Error(`execution ${name} still active after ${timeoutMs} ms`);
+    },
+    close: async () => {
+      for (const record of executions.values()) {
+        if (record.resource.state === 'ACTIVE') record.abort.abort(new WorkflowCancelledError());
+      }
+      await Promise.allSettled([...executions.values()].map((record) => record.done));
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    },
+  };
+}
+
+/** The ids of the workflows in a folder (file stems of `*.workflows.yaml`). */
+export function listWorkflowIds(workflowsDir: string): string[] {
+  return readdirSync(workflowsDir)
+    .filter((file) => file.endsWith(EXTENSION))
+    .map((file) => basename(file, EXTENSION));
+}

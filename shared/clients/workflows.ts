@@ -1,0 +1,89 @@
+import type { ExecutionsClient } from '@google-cloud/workflows';
+import type { FlowExecutions } from '../domain/flow-start.js';
+import { TransientError } from '../runtime/errors.js';
+import { type GrpcClientOptions, grpcClientOptions } from './endpoints.js';
+import { fromGrpcError } from './grpc-errors.js';
+
+export type WorkflowsAdapterOptions =
+  | { client: ExecutionsClient; clientConfig?: never; env?: never }
+  | { client?: never; clientConfig?: GrpcClientOptions; env?: NodeJS.ProcessEnv };
+
+/** An execution as Workflows reports it, reduced to what the platform reads. */
+export interface ExecutionSummary {
+  name: string;
+  state: string;
+  argument: string;
+  result: string;
+  error: { payload: string; context: string } | null;
+  labels: Record<string, string>;
+}
+
+/**
+ * Cloud Workflows executions over `@google-cloud/workflows`' ExecutionsClient. The client is
+ * loaded and created on first use (cold start), at `WORKFLOWS_EMULATOR_HOST` when it is set.
+ */
+export class WorkflowsExecutionsAdapter implements FlowExecutions {
+  #client: Promise<ExecutionsClient> | undefined;
+
+  constructor(private readonly options: WorkflowsAdapterOptions = {}) {
+    if (options.client) this.#client = Promise.resolve(options.client);
+  }
+
+  private client(): Promise<ExecutionsClient> {
+    this.#client ??= (async () => {
+      const { ExecutionsClient } = await import('@google-cloud/workflows');
+      const config = this.options.clientConfig ?? (await grpcClientOptions('workflows', this.options.env));
+      return new ExecutionsClient(config as ConstructorParameters<typeof ExecutionsClient>[0]);
+    })();
+    return this.#client;
+  }
+
+  async start(workflow: string, argument: string, labels: Record<string, string>): Promise<string> {
+    const client = await this.client();
+    try {
+      const [execution] = await client.createExecution({ parent: workflow, execution: { argument, labels } });
+      if (!execution.name)
+        throw new TransientError(`CreateExecution of ${workflow} returned no execution name`);
+      return execution.name;
+    } catch (error) {
+      throw fromGrpcError(error, `cannot start an execution of ${workflow}`);
+    }
+  }
+
+  async findByLabel(workflow: string, key: string, value: string): Promise<string[]> {
+    const client = await this.client();
+    try {
+      const [executions] = await client.listExecutions(
+        { parent: workflow, filter: `labels.${key}="${value}"`, pageSize: 10 },
+        { autoPaginate: false },
+      );
+      return executions.map((execution) => execution.name ?? '').filter(Boolean);
+    } catch (error) {
+      throw fromGrpcError(error, `cannot list the executions of ${workflow}`);
+    }
+  }
+
+  /** The execution's state, result and error. */
+  async get(name: string): Promise<ExecutionSummary> {
+    const client = await this.client();
+    try {
+      const [execution] = await client.getExecution({ name });
+      return {
+        name: execution.name ?? name,
+        state: String(execution.state ?? 'STATE_UNSPECIFIED'),
+        argument: execution.argument ?? '',
+        result: execution.result ?? '',
+        error: execution.error
+          ? { payload: execution.error.payload ?? '', context: execution.error.context ?? '' }
+          : null,
+        labels: { ...(execution.labels ?? {}) },
+      };
+    } catch (error) {
+      throw fromGrpcError(error, `cannot get execution ${name}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#client) await (await this.#client).close();
+  }
+}

@@ -1,0 +1,416 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { ObjectStore } from '../clients/ports.js';
+import type { Config } from '../config/schema.js';
+import { TransientError } from '../runtime/errors.js';
+import type { FlowRequest } from './flow-request.js';
+
+/**
+ * Starting a scheduled flow, exactly once per Scheduler tick.
+ *
+ * Every flow runs as a Cloud Workflows execution:
+ * - a `{workflow: W}` target runs `workflows/W.workflows.yaml`;
+ * - a `{runJob: J, args}` target runs the generic `run-job` workflow, which runs Cloud Run job J
+ *   with the container overrides (googleapis.run.v2 connector, which waits for the job's
+ *   long-running operation) and then publishes the flow result.
+ *
+ * Why a Run job is wrapped in a workflow rather than started with `JobsClient.runJob` here: the
+ * run's outcome is only known when its long-running operation ends, minutes to hours later, and
+ * something has to hold that wait and then publish the result. This function cannot (an HTTP
+ * function times out after at most 60 minutes, a Scheduler attempt after 30); an audit-log
+ * trigger on the operation's last entry would hand onComplete a LogEntry without the flow's
+ * product, client or output prefix; a job that publishes its own result says nothing when it
+ * crashes or is killed. A Workflows execution waits cheaply for up to a year, its `except`
+ * branch sees every failure of the job, and its last step publishes the same FLOW_COMPLETED
+ * message as every other flow, so onComplete keeps a single flow contract.
+ */
+
+/** The generic workflow that runs a Cloud Run job target and reports its outcome. */
+export const RUN_JOB_WORKFLOW = 'run-job';
+
+/** Label carrying the dedupe key on an execution, so that a retry can find what a crashed attempt started. */
+export const CLAIM_LABEL = 'batchwire-claim';
+
+/** Bookkeeping prefix of schedule claims in the platform's bucket. */
+export const SCHEDULE_CLAIM_PREFIX = '_batchwire/claims/schedule/';
+
+/** What identifies one run of a flow: a Scheduler tick, a caller's idempotency key, or nothing. */
+export type FlowTrigger =
+  | { kind: 'scheduler'; jobName: string; scheduleTime: string }
+  | { kind: 'manual'; idempotencyKey: string }
+  | { kind: 'none' };
+
+type Headers = Record<string, string | string[] | undefined>;
+
+function header(headers: Headers, name: string): string | undefined {
+  const value = headers[name.toLowerCase()];
+  const first = Array.isArray(value) ? value[0] : value;
+  const trimmed = first?.trim();
+  return trimmed ? trimmed : undefined;
+}
+
+/**
+ * The trigger of a request from its headers: Cloud Scheduler's `X-CloudScheduler-JobName` and
+ * `X-CloudScheduler-ScheduleTime` (both needed), else an `Idempotency-Key`, else none (then
+ * every call starts a new run).
+ */
+export function triggerFromHeaders(headers: Headers): FlowTrigger {
+  const jobName = header(headers, 'x-cloudscheduler-jobname');
+  const scheduleTime = header(headers, 'x-cloudscheduler-scheduletime');
+  if (jobName && scheduleTime) return { kind: 'scheduler', jobName, scheduleTime };
+  const idempotencyKey = header(headers, 'idempotency-key');
+  if (idempotencyKey) return { kind: 'manual', idempotencyKey };
+  return { kind: 'none' };
+}
+
+/**
+ * The dedupe key of a run (sha256, hex), or undefined when the trigger carries none. The
+ * flow, product and client are part of it so that one idempotency key reused for another flow,
+ * or a Scheduler job whose body was edited, never answers with somebody else's execution.
+ */
+export function dedupeKey(
+  trigger: FlowTrigger,
+  request: Pick<FlowRequest, 'flow' | 'product' | 'client'>,
+): string | undefined {
+  if (trigger.kind === 'none') return undefined;
+  const source =
+    trigger.kind === 'scheduler'
+      ? ['scheduler', trigger.jobName, trigger.scheduleTime]
+      : ['manual', trigger.idempotencyKey];
+  const material = JSON.stringify([...source, request.flow, request.product, request.client]);
+  return createHash('sha256').update(material).digest('hex');
+}
+
+/** The claim object of a dedupe key; created with `ifGenerationMatch: 0` by the first attempt. */
+export function claimObjectName(key: string): string {
+  return `${SCHEDULE_CLAIM_PREFIX}${key}.json`;
+}
+
+/** The record of what the claim's holder started, written once the execution exists. */
+export function startedObjectName(key: string): string {
+  return `${SCHEDULE_CLAIM_PREFIX}${key}.started.json`;
+}
+
+/** The argument every flow workflow receives (JSON in `Execution.argument`). */
+export interface FlowArgument {
+  flow: string;
+  product: string;
+  /** The client of a client-scoped flow; null for a product-scoped one. */
+  client: string | null;
+  /** The product's clients (a product-scoped flow such as metadata works on all of them). */
+  clients: string[];
+  params: Record<string, unknown>;
+  project: string;
+  region: string;
+  bucket: string;
+  /** Full topic name the workflow publishes its FLOW_COMPLETED message to. */
+  completionTopic: string;
+  /** Where the flow writes its results: `gs://bucket/{product}/{client|_flows}/…/{runId}/`. */
+  outputPrefix: string;
+  /** Unique per run, deterministic per dedupe key; usable as a job id suffix. */
+  runId: string;
+  /** Container image of the flow's task: `params.image`, else `<inference image's repository>/<flow>:latest`. */
+  image: string;
+  /** Full name of the Cloud Run job the flow runs (a runJob target's job, else `{product}-{flow}`). */
+  job: string;
+  /** Service account that the flow's jobs run as, when configured. */
+  serviceAccount: string | null;
+  /** For the run-job workflow: the RunJobRequest overrides, in the REST (camelCase) shape. */
+  overrides?: RunJobOverrides;
+  /** When onSchedule accepted the request (ISO 8601). */
+  requestedAt: string;
+}
+
+export interface RunJobOverrides {
+  containerOverrides: Array<{ args: string[]; env: Array<{ name: string; value: string }> }>;
+  taskCount?: number;
+}
+
+/** What to execute for a flow request. */
+export interface FlowStartPlan {
+  /** Full workflow name: `projects/P/locations/R/workflows/W`. */
+  workflow: string;
+  argument: FlowArgument;
+  labels: Record<string, string>;
+}
+
+/** The image of a flow's task: flow images sit next to the product's inference image, named after the flow. */
+export function flowImage(request: Pick<FlowRequest, 'flow' | 'params' | 'productConfig'>): string {
+  if (typeof request.params.image === 'string' && request.params.image) return request.params.image;
+  const inference = request.productConfig.inference.image;
+  const slash = inference.lastIndexOf('/');
+  return `${inference.slice(0, slash + 1)}${request.flow}:latest`;
+}
+
+/** The Cloud Run job id a flow runs: its runJob target, else `{product}-{flow}` (both fit Run's job id rules). */
+export function flowJobId(request: Pick<FlowRequest, 'flow' | 'product' | 'flowConfig'>): string {
+  const target = request.flowConfig.target;
+  return 'runJob' in target
+    ? target.runJob
+    : `${request.product}-${request.flow}`.slice(0, 63).replace(/-+$/, '');
+}
+
+/** Every Cloud Run job the configured flows may run, with its image: what provisioning creates. */
+export function configuredFlowJobs(
+  config: Config,
+): Array<{ jobId: string; image: string; product: string; flow: string }> {
+  const jobs = new Map<string, { jobId: string; image: string; product: string; flow: string }>();
+  for (const [product, productConfig] of Object.entries(config.products)) {
+    for (const [flow, flowConfig] of Object.entries(productConfig.flows)) {
+      const request = { flow, product, flowConfig, productConfig, params: flowConfig.params };
+      const jobId = flowJobId(request);
+      if (!jobs.has(jobId)) jobs.set(jobId, { jobId, image: flowImage(request), product, flow });
+    }
+  }
+  return [...jobs.values()];
+}
+
+/** A run id: `YYYYMMDDThhmmss-<8 hex>`, from the tick's time and the dedupe key when there is one. */
+export function runIdFor(trigger: FlowTrigger, key: string | undefined, now: Date): string {
+  const at =
+    trigger.kind === 'scheduler' && !Number.isNaN(Date.parse(trigger.scheduleTime))
+      ? new Date(trigger.scheduleTime)
+      : now;
+  const stamp = at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, '')
+    .toLowerCase();
+  return `${stamp}-${(key ?? randomBytes(16).toString('hex')).slice(0, 8)}`;
+}
+
+function labelValue(value: string): string {
+  return value
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '-')
+    .slice(0, 63);
+}
+
+/**
+ * Builds what to execute for a validated request: the workflow, its argument (flow, product,
+ * client, params and where results go) and the execution's labels.
+ */
+export function planFlowStart(
+  request: FlowRequest,
+  config: Config,
+  run: { runId: string; key?: string; requestedAt: Date },
+): FlowStartPlan {
+  const target = request.flowConfig.target;
+  const workflowId = 'workflow' in target ? target.workflow : RUN_JOB_WORKFLOW;
+  const scopePath = request.client ?? '_flows';
+  const outputPrefix = `gs://${config.bucket}/${request.product}/${scopePath}/flows/${request.flow}/${run.runId}/`;
+  const argument: FlowArgument = {
+    flow: request.flow,
+    product: request.product,
+    client: request.client,
+    clients: [...request.productConfig.clients],
+    params: request.params,
+    project: config.project,
+    region: config.region,
+    bucket: config.bucket,
+    completionTopic: `projects/${config.project}/topics/${config.completionTopic}`,
+    outputPrefix,
+    runId: run.runId,
+    image: flowImage(request),
+    job: `projects/${config.project}/locations/${config.region}/jobs/${flowJobId(request)}`,
+    serviceAccount: request.productConfig.serviceAccount ?? null,
+    requestedAt: run.requestedAt.toISOString(),
+  };
+  if ('runJob' in target) argument.overrides = runJobOverrides(request, argument, target.args);
+
+  const labels: Record<string, string> = {
+    product: labelValue(request.product),
+    flow: labelValue(request.flow),
+    trigger: 'schedule',
+  };
+  if (request.client) labels.client = labelValue(request.client);
+  if (run.key) labels[CLAIM_LABEL] = claimLabelValue(run.key);
+  return {
+    workflow: `projects/${config.project}/locations/${config.region}/workflows/${workflowId}`,
+    argument,
+    labels,
+  };
+}
+
+/** The claim label's value: a prefix of the key (label values hold at most 63 characters). */
+export function claimLabelValue(key: string): string {
+  return key.slice(0, 40);
+}
+
+/**
+ * The overrides of a Cloud Run job run: the configured args, and the task contract in env.
+ * A positive integer `params.taskCount` overrides the job's task count.
+ */
+export function runJobOverrides(
+  request: FlowRequest,
+  argument: FlowArgument,
+  args: string[],
+): RunJobOverrides {
+  const env: Record<string, string> = {
+    BATCHWIRE_FLOW: request.flow,
+    BATCHWIRE_PRODUCT: request.product,
+    BATCHWIRE_CLIENTS: argument.clients.join(','),
+    BATCHWIRE_BUCKET: argument.bucket,
+    BATCHWIRE_OUTPUT_URI: argument.outputPrefix,
+    BATCHWIRE_RUN_ID: argument.runId,
+    BATCHWIRE_PARAMS: JSON.stringify(request.params),
+  };
+  if (request.client) env.BATCHWIRE_CLIENT = request.client;
+  const overrides: RunJobOverrides = {
+    containerOverrides: [
+      { args: [...args], env: Object.entries(env).map(([name, value]) => ({ name, value })) },
+    ],
+  };
+  const taskCount = request.params.taskCount;
+  if (typeof taskCount === 'number' && Number.isInteger(taskCount) && taskCount > 0)
+    overrides.taskCount = taskCount;
+  return overrides;
+}
+
+/** Starting workflow executions (implemented over `@google-cloud/workflows` in shared/clients/workflows.ts). */
+export interface FlowExecutions {
+  /** Starts an execution of `workflow` (full name); resolves with the execution's full name. */
+  start(workflow: string, argument: string, labels: Record<string, string>): Promise<string>;
+  /** Names of the executions of `workflow` that carry label `key=value`, newest first. */
+  findByLabel(workflow: string, key: string, value: string): Promise<string[]>;
+}
+
+/** A claim is held by an attempt that has not recorded an execution yet: try again shortly. */
+export class FlowStartInProgressError extends TransientError {
+  constructor(readonly retryAfterSeconds: number) {
+    super('a run for this schedule tick is being started by another attempt; retry shortly');
+  }
+}
+
+export interface FlowStartDeps {
+  config: Config;
+  executions: FlowExecutions;
+  /** The platform's bucket. */
+  store: ObjectStore;
+  now?: () => Date;
+  /**
+   * How long a claim without a recorded execution is presumed in flight (default 30 s): after
+   * that, its holder is presumed to have crashed before starting anything, and a retry takes over.
+   */
+  claimLeaseMs?: number;
+}
+
+export interface FlowStartResult {
+  /** `started`: this call started the execution; `deduped`: an earlier attempt did. */
+  status: 'started' | 'deduped';
+  execution: string;
+  runId: string;
+  key?: string;
+}
+
+interface ClaimRecord {
+  version: 1;
+  key: string;
+  trigger: FlowTrigger;
+  flow: string;
+  product: string;
+  client: string | null;
+  runId: string;
+  requestedAt: string;
+}
+
+interface StartedRecord {
+  version: 1;
+  key: string;
+  execution: string;
+  startedAt: string;
+}
+
+/**
+ * Starts the flow of a validated request, at most once per dedupe key.
+ *
+ * The order, and what a crash at each point leaves behind:
+ *
+ * ```
+ * claim (ifGenerationMatch: 0) ──▶ start execution (labelled with the key) ──▶ record execution
+ *        crash here: the claim          crash here: the execution runs,          a retry reads the
+ *        exists, nothing runs;          unrecorded; a retry finds it by           record: 200 with
+ *        a retry after the lease        its label and records it                  the same execution
+ *        finds no labelled execution
+ *        and starts it
+ * ```
+ *
+ * Workflows chooses execution ids itself (CreateExecution takes none), so the id cannot carry the
+ * key; the label does, and ListExecutions filters by label. While the lease runs, a retry that
+ * finds the claim but neither a record nor a labelled execution answers "in progress" (the first
+ * attempt may be between its claim and its start) rather than risk a second run.
+ */
+export async function startFlow(
+  request: FlowRequest,
+  trigger: FlowTrigger,
+  deps: FlowStartDeps,
+): Promise<FlowStartResult> {
+  const now = deps.now ?? (() => new Date());
+  const requestedAt = now();
+  const key = dedupeKey(trigger, request);
+  const runId = runIdFor(trigger, key, requestedAt);
+
+  if (!key) {
+    const plan = planFlowStart(request, deps.config, { runId, requestedAt });
+    const execution = await deps.executions.start(plan.workflow, JSON.stringify(plan.argument), plan.labels);
+    return { status: 'started', execution, runId };
+  }
+
+  const claim: ClaimRecord = {
+    version: 1,
+    key,
+    trigger,
+    flow: request.flow,
+    product: request.product,
+    client: request.client,
+    runId,
+    requestedAt: requestedAt.toISOString(),
+  };
+  if (await deps.store.createIfAbsent(claimObjectName(key), JSON.stringify(claim), 'application/json')) {
+    const plan = planFlowStart(request, deps.config, { runId, key, requestedAt });
+    const execution = await deps.executions.start(plan.workflow, JSON.stringify(plan.argument), plan.labels);
+    await recordStarted(deps.store, key, execution, now());
+    return { status: 'started', execution, runId, key };
+  }
+
+  // The key was claimed before: by an attempt that finished, one still running, or one that crashed.
+  const recorded = await readJson<StartedRecord>(deps.store, startedObjectName(key));
+  const held = (await readJson<ClaimRecord>(deps.store, claimObjectName(key))) ?? claim;
+  if (recorded?.execution)
+    return { status: 'deduped', execution: recorded.execution, runId: held.runId, key };
+
+  const heldAt = new Date(held.requestedAt);
+  const plan = planFlowStart(request, deps.config, { runId: held.runId, key, requestedAt: heldAt });
+  const [found] = await deps.executions.findByLabel(plan.workflow, CLAIM_LABEL, claimLabelValue(key));
+  if (found) {
+    await recordStarted(deps.store, key, found, now());
+    return { status: 'deduped', execution: found, runId: held.runId, key };
+  }
+
+  const leaseMs = deps.claimLeaseMs ?? 30_000;
+  const age = now().getTime() - heldAt.getTime();
+  if (Number.isNaN(age) || age < leaseMs) {
+    throw new FlowStartInProgressError(
+      Math.max(1, Math.ceil((leaseMs - (Number.isNaN(age) ? 0 : age)) / 1000)),
+    );
+  }
+  // The claim's holder died before its execution existed: take over, with the run id it chose.
+  const execution = await deps.executions.start(plan.workflow, JSON.stringify(plan.argument), plan.labels);
+  await recordStarted(deps.store, key, execution, now());
+  return { status: 'started', execution, runId: held.runId, key };
+}
+
+async function recordStarted(store: ObjectStore, key: string, execution: string, at: Date): Promise<void> {
+  const record: StartedRecord = { version: 1, key, execution, startedAt: at.toISOString() };
+  // Create-only: should two attempts both get here, the first record wins and stays the answer.
+  await store.createIfAbsent(startedObjectName(key), JSON.stringify(record), 'application/json');
+}
+
+async function readJson<T>(store: ObjectStore, name: string): Promise<T | undefined> {
+  const text = await store.readText(name);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,252 @@
+import { readFileSync } from 'node:fs';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { ObjectStore } from '../../shared/clients/ports.js';
+import { parseConfig } from '../../shared/config/load.js';
+import { parseFlowRequest } from '../../shared/domain/flow-request.js';
+import {
+  CLAIM_LABEL,
+  claimObjectName,
+  configuredFlowJobs,
+  dedupeKey,
+  type FlowExecutions,
+  FlowStartInProgressError,
+  planFlowStart,
+  startedObjectName,
+  startFlow,
+  triggerFromHeaders,
+} from '../../shared/domain/flow-start.js';
+
+const config = parseConfig(
+  readFileSync('batchwire.yaml', 'utf8').replace(
+    'flows:\n',
+    'flows:\n      refit:\n        target: { runJob: refit-job, args: [--fast] }\n        scope: client\n',
+  ),
+);
+
+const train = parseFlowRequest(
+  { flow: 'train', product: 'mlops-template', client: 'acme', params: { epochs: 2 } },
+  config,
+);
+const metadata = parseFlowRequest({ flow: 'metadata', product: 'mlops-template' }, config);
+const refit = parseFlowRequest(
+  { flow: 'refit', product: 'mlops-template', client: 'globex', params: { taskCount: 3 } },
+  config,
+);
+const tick = {
+  kind: 'scheduler',
+  jobName: 'bw-mlops-template-train-acme',
+  scheduleTime: '2025-03-01T04:00:00Z',
+} as const;
+
+class MemoryStore implements ObjectStore {
+  objects = new Map<string, string>();
+  async createIfAbsent(name: string, body: string): Promise<boolean> {
+    if (this.objects.has(name)) return false;
+    this.objects.set(name, body);
+    return true;
+  }
+  async readText(name: string): Promise<string | undefined> {
+    return this.objects.get(name);
+  }
+  async list(prefix: string) {
+    return [...this.objects]
+      .filter(([n]) => n.startsWith(prefix))
+      .map(([name, body]) => ({ name, size: body.length }));
+  }
+}
+
+class RecordingExecutions implements FlowExecutions {
+  started: Array<{ workflow: string; argument: unknown; labels: Record<string, string>; name: string }> = [];
+  failNext = false;
+  async start(workflow: string, argument: string, labels: Record<string, string>): Promise<string> {
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('crashed');
+    }
+    const name = `${workflow}/executions/e${this.started.length + 1}`;
+    this.started.push({ workflow, argument: JSON.parse(argument), labels, name });
+    return name;
+  }
+  async findByLabel(workflow: string, key: string, value: string): Promise<string[]> {
+    return this.started
+      .filter((e) => e.workflow === workflow && e.labels[key] === value)
+      .map((e) => e.name)
+      .reverse();
+  }
+}
+
+describe('triggerFromHeaders and dedupeKey', () => {
+  it('reads Scheduler headers, else an Idempotency-Key, else none', () => {
+    expect(
+      triggerFromHeaders({
+        'x-cloudscheduler-jobname': 'j',
+        'x-cloudscheduler-scheduletime': '2025-03-01T04:00:00Z',
+        'idempotency-key': 'k',
+      }),
+    ).toEqual({ kind: 'scheduler', jobName: 'j', scheduleTime: '2025-03-01T04:00:00Z' });
+    expect(triggerFromHeaders({ 'x-cloudscheduler-jobname': 'j', 'idempotency-key': 'k' })).toEqual({
+      kind: 'manual',
+      idempotencyKey: 'k',
+    });
+    expect(triggerFromHeaders({ 'x-cloudscheduler-jobname': 'j' })).toEqual({ kind: 'none' });
+  });
+
+  it('gives the same key for the same tick, a new key for a new tick, another flow or client, and none without a trigger', () => {
+    const key = dedupeKey(tick, train);
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    expect(dedupeKey({ ...tick }, train)).toBe(key);
+    expect(dedupeKey({ ...tick, scheduleTime: '2025-03-02T04:00:00Z' }, train)).not.toBe(key);
+    expect(dedupeKey(tick, { ...train, client: 'globex' })).not.toBe(key);
+    expect(dedupeKey({ kind: 'manual', idempotencyKey: 'k' }, train)).not.toBe(
+      dedupeKey({ kind: 'manual', idempotencyKey: 'k' }, metadata),
+    );
+    expect(dedupeKey({ kind: 'none' }, train)).toBeUndefined();
+    expect(claimObjectName(key as string)).toBe(`_batchwire/claims/schedule/${key}.json`);
+  });
+});
+
+describe('planFlowStart', () => {
+  it('starts a workflow target with the flow, product, client, params and where results go', () => {
+    const plan = planFlowStart(train, config, {
+      runId: '20250301t040000-abcdef12',
+      key: 'f'.repeat(64),
+      requestedAt: new Date('2025-03-01T04:00:01Z'),
+    });
+    expect(plan.workflow).toBe('projects/batchwire-local/locations/europe-west2/workflows/train');
+    expect(plan.argument).toEqual({
+      flow: 'train',
+      product: 'mlops-template',
+      client: 'acme',
+      clients: ['acme', 'globex'],
+      params: { epochs: 2 },
+      project: 'batchwire-local',
+      region: 'europe-west2',
+      bucket: 'batchwire-local-batch',
+      completionTopic: 'projects/batchwire-local/topics/batchwire-completions',
+      outputPrefix: 'gs://batchwire-local-batch/mlops-template/acme/flows/train/20250301t040000-abcdef12/',
+      runId: '20250301t040000-abcdef12',
+      image: 'europe-docker.pkg.dev/batchwire-local/batchwire/train:latest',
+      job: 'projects/batchwire-local/locations/europe-west2/jobs/mlops-template-train',
+      serviceAccount: 'mlops-template@batchwire-local.iam.gserviceaccount.com',
+      requestedAt: '2025-03-01T04:00:01.000Z',
+    });
+    expect(plan.labels).toEqual({
+      product: 'mlops-template',
+      flow: 'train',
+      client: 'acme',
+      trigger: 'schedule',
+      [CLAIM_LABEL]: 'f'.repeat(40),
+    });
+  });
+
+  it('gives a product-scoped flow a null client and a product-level output prefix', () => {
+    const plan = planFlowStart(metadata, config, { runId: 'r1', requestedAt: new Date(0) });
+    expect(plan.argument).toMatchObject({
+      client: null,
+      outputPrefix: 'gs://batchwire-local-batch/mlops-template/_flows/flows/metadata/r1/',
+    });
+    expect(plan.labels).not.toHaveProperty('client');
+    expect(plan.labels).not.toHaveProperty(CLAIM_LABEL);
+  });
+
+  it('runs a Cloud Run job target through the run-job workflow with args and the task contract as overrides', () => {
+    const plan = planFlowStart(refit, config, { runId: 'r2', requestedAt: new Date(0) });
+    expect(plan.workflow).toBe('projects/batchwire-local/locations/europe-west2/workflows/run-job');
+    expect(plan.argument.job).toBe('projects/batchwire-local/locations/europe-west2/jobs/refit-job');
+    expect(plan.argument.overrides?.taskCount).toBe(3);
+    expect(plan.argument.overrides?.containerOverrides[0]?.args).toEqual(['--fast']);
+    expect(
+      Object.fromEntries(
+        (plan.argument.overrides?.containerOverrides[0]?.env ?? []).map((e) => [e.name, e.value]),
+      ),
+    ).toEqual({
+      BATCHWIRE_FLOW: 'refit',
+      BATCHWIRE_PRODUCT: 'mlops-template',
+      BATCHWIRE_CLIENT: 'globex',
+      BATCHWIRE_CLIENTS: 'acme,globex',
+      BATCHWIRE_BUCKET: 'batchwire-local-batch',
+      BATCHWIRE_OUTPUT_URI: 'gs://batchwire-local-batch/mlops-template/globex/flows/refit/r2/',
+      BATCHWIRE_RUN_ID: 'r2',
+      BATCHWIRE_PARAMS: '{"taskCount":3}',
+    });
+  });
+
+  it('lists the Cloud Run jobs provisioning must create, once each', () => {
+    expect(configuredFlowJobs(config).map((job) => job.jobId)).toEqual([
+      'refit-job',
+      'mlops-template-train',
+      'mlops-template-metadata',
+    ]);
+  });
+});
+
+describe('startFlow', () => {
+  let store: MemoryStore;
+  let executions: RecordingExecutions;
+  let now: Date;
+  const deps = () => ({ config, store, executions, now: () => now, claimLeaseMs: 30_000 });
+
+  beforeEach(() => {
+    store = new MemoryStore();
+    executions = new RecordingExecutions();
+    now = new Date('2025-03-01T04:00:02Z');
+  });
+
+  it('starts once per tick: a repeat answers deduped with the same execution; a new tick starts a new one', async () => {
+    const first = await startFlow(train, tick, deps());
+    const repeat = await startFlow(train, tick, deps());
+    const next = await startFlow(train, { ...tick, scheduleTime: '2025-03-02T04:00:00Z' }, deps());
+
+    expect(first).toMatchObject({
+      status: 'started',
+      runId: '20250301t040000-' + (first.key as string).slice(0, 8),
+    });
+    expect(repeat).toEqual({ ...first, status: 'deduped' });
+    expect(next.status).toBe('started');
+    expect(next.execution).not.toBe(first.execution);
+    expect(executions.started).toHaveLength(2);
+    expect(JSON.parse(store.objects.get(startedObjectName(first.key as string)) as string)).toMatchObject({
+      execution: first.execution,
+    });
+  });
+
+  it('starts a new run for every call without a trigger', async () => {
+    await startFlow(train, { kind: 'none' }, deps());
+    await startFlow(train, { kind: 'none' }, deps());
+    expect(executions.started).toHaveLength(2);
+    expect(store.objects.size).toBe(0);
+  });
+
+  it('recovers an execution started by an attempt that crashed before recording it (found by its label)', async () => {
+    // Arrange: the first attempt claimed and started, then died before writing the record.
+    const key = dedupeKey(tick, train) as string;
+    const first = await startFlow(train, tick, deps());
+    store.objects.delete(startedObjectName(key));
+
+    // Act
+    const retry = await startFlow(train, tick, deps());
+
+    // Assert
+    expect(retry).toMatchObject({ status: 'deduped', execution: first.execution });
+    expect(executions.started).toHaveLength(1);
+    expect(store.objects.has(startedObjectName(key))).toBe(true);
+  });
+
+  it('answers "in progress" while a fresh claim has no execution, and takes over once the lease is over', async () => {
+    // Arrange: the first attempt claimed, then crashed before starting anything.
+    executions.failNext = true;
+    await expect(startFlow(train, tick, deps())).rejects.toThrow('crashed');
+
+    // Act + Assert: within the lease, a retry must not risk a second run.
+    now = new Date(now.getTime() + 5_000);
+    await expect(startFlow(train, tick, deps())).rejects.toBeInstanceOf(FlowStartInProgressError);
+    expect(executions.started).toHaveLength(0);
+
+    // After the lease, the retry starts it, with the run id the claim chose.
+    now = new Date(now.getTime() + 60_000);
+    const taken = await startFlow(train, tick, deps());
+    expect(taken.status).toBe('started');
+    expect(executions.started).toHaveLength(1);
+    expect(executions.started[0]?.argument).toMatchObject({ runId: taken.runId });
+  });
+});
