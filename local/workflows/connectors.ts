@@ -1,4 +1,8 @@
-import { grpcClientOptions, storageClientOptions } from '../../shared/clients/endpoints.js';
+import {
+  EMULATOR_VARIABLES,
+  grpcClientOptions,
+  storageClientOptions,
+} from '../../shared/clients/endpoints.js';
 import { WorkflowException } from './errors.js';
 import type { Connector, ConnectorRegistry } from './types.js';
 import { isMap } from './values.js';
@@ -249,7 +253,14 @@ export function createLocalConnectors(options: LocalConnectorOptions): Connector
   });
   const pubsub = lazy(async () => {
     const { PubSub } = await import('@google-cloud/pubsub');
-    return new PubSub({ projectId: options.project });
+    // The client reads PUBSUB_EMULATOR_HOST from process.env only; `env` must win, as it does
+    // for the other services, or a registry built for one local cloud publishes to another (or
+    // to Google Cloud, failing on credentials).
+    const host = env[EMULATOR_VARIABLES.pubsub];
+    return new PubSub({
+      projectId: options.project,
+      ...(host ? { apiEndpoint: host, emulatorMode: true } : {}),
+    });
   });
   const storage = lazy(async () => {
     const { Storage } = await import('@google-cloud/storage');
