@@ -1,3 +1,5 @@
+import type { ChannelCredentials } from '@grpc/grpc-js';
+
 /**
  * Where each Google client connects. In Google Cloud nothing is set and the clients use their
  * default endpoints with Application Default Credentials. Locally, each service has an emulator
@@ -15,12 +17,13 @@ export const EMULATOR_VARIABLES = {
 export type GrpcService = 'batch' | 'workflows' | 'run';
 
 /** Options for a gax gRPC client (`BatchServiceClient`, `ExecutionsClient`, `JobsClient`). */
-export interface GrpcClientOptions {
+// A type alias, not an interface: gax's ClientOptions has an index signature.
+export type GrpcClientOptions = {
   apiEndpoint?: string;
   port?: number;
   /** Insecure channel credentials: gax then skips Application Default Credentials entirely. */
-  sslCreds?: unknown;
-}
+  sslCreds?: ChannelCredentials;
+};
 
 /**
  * Client options for a gax gRPC service: the emulator at `host:port` when its variable is

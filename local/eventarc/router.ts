@@ -1,0 +1,208 @@
+import { randomUUID } from 'node:crypto';
+import type { Message, PubSub, Subscription } from '@google-cloud/pubsub';
+import type { LocalStorageServer, StorageObjectResource } from '../storage/server.js';
+import { type BinaryCloudEvent, type DeliveryOutcome, deliver, EVENTARC_RETRY, type RetryPolicy } from './delivery.js';
+
+/** What the router tells the dev console about each event it routes. */
+export interface RouterActivity {
+  kind: 'event.delivered' | 'event.retry' | 'event.dropped';
+  trigger: string;
+  message: string;
+  [key: string]: unknown;
+}
+
+/** A Cloud Storage trigger: finalize events of one bucket, to one destination. */
+export interface StorageTrigger {
+  name: string;
+  bucket: string;
+  destination: string;
+}
+
+/** A Pub/Sub trigger: messages published to one topic, to one destination. */
+export interface PubSubTrigger {
+  name: string;
+  project: string;
+  topic: string;
+  destination: string;
+}
+
+export interface EventarcRouterOptions {
+  storage: LocalStorageServer;
+  /** A Pub/Sub client on the emulator (the router creates its subscriptions). */
+  pubsub: PubSub;
+  storageTriggers?: StorageTrigger[];
+  pubsubTriggers?: PubSubTrigger[];
+  retry?: Partial<RetryPolicy>;
+  onActivity?: (activity: RouterActivity) => void;
+}
+
+export interface EventarcRouter {
+  /** Resolves when every event accepted so far has been delivered, rejected or dropped. */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const STORAGE_DATA_SCHEMA =
+  'https://googleapis.github.io/google-cloudevents/jsonschema/google/events/cloud/storage/v1/StorageObjectData.json';
+const PUBSUB_DATA_SCHEMA =
+  'https://googleapis.github.io/google-cloudevents/jsonschema/google/events/cloud/pubsub/v1/MessagePublishedData.json';
+
+/**
+ * The local stand-in for Eventarc. Storage finalize notifications and Pub/Sub messages become
+ * binary-mode CloudEvents POSTed to the trigger's destination, exactly as Eventarc shapes them,
+ * retried with backoff on a 5xx and dropped once older than the max age.
+ *
+ * Pub/Sub triggers pull from a subscription named after the trigger and ack only once the event
+ * is delivered, rejected or dropped; the client library extends the lease meanwhile, so a crash
+ * of the router redelivers rather than loses the message, as with Eventarc's own subscription.
+ */
+export async function startEventarcRouter(options: EventarcRouterOptions): Promise<EventarcRouter> {
+  const policy: RetryPolicy = { ...EVENTARC_RETRY, ...options.retry };
+  const stop = new AbortController();
+  const inFlight = new Set<Promise<unknown>>();
+  const report = options.onActivity ?? (() => {});
+
+  const track = (trigger: string, subject: string, destination: string, event: BinaryCloudEvent) => {
+    const delivery = deliver(destination, event, policy, {
+      signal: stop.signal,
+      observer: {
+        onRetry: (attempt, reason, delayMs) =>
+          report({
+            kind: 'event.retry',
+            trigger,
+            message: `${trigger}: ${subject} failed (${reason}), retry ${attempt} in ${delayMs} ms`,
+          }),
+      },
+    }).then((outcome) => {
+      describe(trigger, subject, outcome, report);
+      return outcome;
+    });
+    inFlight.add(delivery);
+    void delivery.finally(() => inFlight.delete(delivery));
+    return delivery;
+  };
+
+  const unsubscribers = (options.storageTriggers ?? []).map((trigger) =>
+    options.storage.onFinalize((object) => {
+      if (object.bucket !== trigger.bucket) return;
+      void track(trigger.name, object.name, trigger.destination, storageFinalizedEvent(object));
+    }),
+  );
+
+  const subscriptions: Subscription[] = [];
+  for (const trigger of options.pubsubTriggers ?? []) {
+    const topic = options.pubsub.topic(trigger.topic);
+    const subscriptionName = `eventarc-${trigger.name}`;
+    const [exists] = await topic.subscription(subscriptionName).exists();
+    if (!exists) await topic.createSubscription(subscriptionName, { ackDeadlineSeconds: 60 });
+    const subscription = topic.subscription(subscriptionName, {
+      flowControl: { maxMessages: 100, allowExcessMessages: false },
+    });
+    subscription.on('message', (message: Message) => {
+      const event = messagePublishedEvent(trigger, subscription.name, message);
+      void track(trigger.name, `message ${message.id}`, trigger.destination, event).then((outcome) => {
+        // Aborted deliveries stay unacked so that the next router gets them again.
+        if (outcome.kind !== 'aborted') message.ack();
+      });
+    });
+    subscription.on('error', (err) =>
+      report({ kind: 'event.dropped', trigger: trigger.name, message: `subscription error: ${err.message}` }),
+    );
+    subscriptions.push(subscription);
+  }
+
+  return {
+    async idle() {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
+    async close() {
+      for (const unsubscribe of unsubscribers) unsubscribe();
+      stop.abort();
+      await Promise.allSettled([...inFlight]);
+      await Promise.allSettled(subscriptions.map((s) => s.close()));
+    },
+  };
+}
+
+/** A `google.cloud.storage.object.v1.finalized` event as Eventarc delivers it (binary mode). */
+export function storageFinalizedEvent(object: StorageObjectResource): BinaryCloudEvent {
+  const time = object.updated || object.timeCreated || new Date().toISOString();
+  return {
+    time: Date.parse(time),
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      'ce-specversion': '1.0',
+      'ce-id': randomUUID(),
+      'ce-type': 'google.cloud.storage.object.v1.finalized',
+      'ce-source': `//storage.googleapis.com/projects/_/buckets/${object.bucket}`,
+      'ce-subject': `objects/${object.name}`,
+      'ce-time': time,
+      'ce-dataschema': STORAGE_DATA_SCHEMA,
+      'ce-bucket': object.bucket,
+    },
+    body: JSON.stringify(object),
+  };
+}
+
+/** A `google.cloud.pubsub.topic.v1.messagePublished` event as Eventarc delivers it (binary mode). */
+export function messagePublishedEvent(
+  trigger: PubSubTrigger,
+  subscription: string,
+  message: Message,
+): BinaryCloudEvent {
+  const publishTime = message.publishTime.toISOString();
+  const data = {
+    message: {
+      attributes: message.attributes,
+      data: message.data.toString('base64'),
+      messageId: message.id,
+      message_id: message.id,
+      publishTime,
+      publish_time: publishTime,
+      ...(message.orderingKey ? { orderingKey: message.orderingKey } : {}),
+    },
+    subscription,
+  };
+  return {
+    time: message.publishTime.getTime(),
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      'ce-specversion': '1.0',
+      'ce-id': message.id,
+      'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
+      'ce-source': `//pubsub.googleapis.com/projects/${trigger.project}/topics/${trigger.topic}`,
+      'ce-time': publishTime,
+      'ce-dataschema': PUBSUB_DATA_SCHEMA,
+    },
+    body: JSON.stringify(data),
+  };
+}
+
+function describe(
+  trigger: string,
+  subject: string,
+  outcome: DeliveryOutcome,
+  report: (activity: RouterActivity) => void,
+): void {
+  switch (outcome.kind) {
+    case 'delivered':
+      report({ kind: 'event.delivered', trigger, message: `${trigger}: ${subject} → ${outcome.status}` });
+      return;
+    case 'rejected':
+      report({
+        kind: 'event.dropped',
+        trigger,
+        message: `${trigger}: ${subject} rejected with ${outcome.status}, not retried: ${outcome.body}`,
+      });
+      return;
+    case 'expired':
+      report({
+        kind: 'event.dropped',
+        trigger,
+        message: `${trigger}: ${subject} dropped after ${outcome.attempts} attempts, older than the max age (${outcome.lastError})`,
+      });
+      return;
+    case 'aborted':
+      return;
+  }
+}

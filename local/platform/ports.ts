@@ -1,0 +1,15 @@
+/** The local platform's default ports, as the README and `.batchwire/env` show them. */
+export const DEFAULT_PORTS = {
+  pubsub: 8085,
+  storage: 4443,
+  batch: 8091,
+  workflows: 8092,
+  run: 8093,
+  onUpload: 8081,
+  onSchedule: 8082,
+  onComplete: 8083,
+  scheduler: 8094,
+} as const;
+
+export type PortName = keyof typeof DEFAULT_PORTS;
+export type Ports = Record<PortName, number>;

@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_PORTS, type PortName } from '../local/platform/ports.js';
+import { BatchwireError } from '../shared/runtime/errors.js';
+import { CliError } from './lib/context.js';
+
+// The CLI creates Google clients against the local cloud only: never probe the GCE metadata server.
+process.env.METADATA_SERVER_DETECTION ??= 'none';
+
+const program = new Command()
+  .name('batchwire')
+  .description('Batchwire: event-driven ML batch platform on Google Cloud, and its local cloud')
+  .showHelpAfterError('(add --help for usage)');
+
+const integer = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('not a port number');
+  return n;
+};
+
+const devCommand = program
+  .command('dev')
+  .description('run the whole platform on this machine until Ctrl-C (what `npm start` runs)')
+  .option('--data <dir>', 'keep buckets, messages and job records in this folder across restarts')
+  .option('--json', 'print activity as JSON lines')
+  .option('--verbose', 'also print debug logs and framework output')
+  .option('--no-schedules', 'do not fire flows on their cron schedules');
+for (const [name, port] of Object.entries(DEFAULT_PORTS)) {
+  devCommand.addOption(
+    new Option(`--${kebab(name)}-port <port>`, `port of ${name}`).default(port).argParser(integer),
+  );
+}
+devCommand.action(async (options: Record<string, unknown>) => {
+  const { dev } = await import('./commands/dev.js');
+  const ports = Object.fromEntries(
+    Object.keys(DEFAULT_PORTS).map((name) => [name, options[`${name}Port`] as number]),
+  ) as Record<PortName, number>;
+  await dev({
+    ports,
+    ...(options.data ? { data: String(options.data) } : {}),
+    json: Boolean(options.json),
+    verbose: Boolean(options.verbose),
+    schedules: options.schedules !== false,
+  });
+});
+
+program
+  .command('demo')
+  .description('start the platform, upload a sample input, follow its job and print the result event')
+  .option('--product <id>', 'product', 'mlops-template')
+  .option('--client <id>', 'client', 'acme')
+  .option('--records <n>', 'records in the sample input', (v) => Number.parseInt(v, 10), 30_000)
+  .option('--timeout <seconds>', 'give up after this long', (v) => Number.parseInt(v, 10), 120)
+  .option('--verbose', 'also show the platform activity')
+  .action(async (options) => {
+    const { demo } = await import('./commands/demo.js');
+    await demo({
+      product: options.product,
+      client: options.client,
+      records: options.records,
+      timeoutSeconds: options.timeout,
+      verbose: Boolean(options.verbose),
+    });
+  });
+
+program
+  .command('upload <file>')
+  .description("upload a file as a client does, under {product}/{client}/inputs/")
+  .requiredOption('--product <id>', 'product')
+  .requiredOption('--client <id>', 'client')
+  .option('--name <name>', 'object name under inputs/ (default: the file name)')
+  .action(async (file: string, options) => {
+    const { upload } = await import('./commands/upload.js');
+    await upload(file, options);
+  });
+
+program
+  .command('run <flow>')
+  .description('start a flow now through onSchedule')
+  .requiredOption('--product <id>', 'product')
+  .option('--client <id>', 'client (for per-client flows)')
+  .option('--param <key=value...>', 'flow params')
+  .option('--idempotency-key <key>', 'a repeat with the same key starts nothing new')
+  .action(async (flow: string, options) => {
+    const { run } = await import('./commands/run.js');
+    await run(flow, options);
+  });
+
+program
+  .command('jobs')
+  .description('list the Batch jobs of the local platform with their states')
+  .option('--json', 'as JSON')
+  .action(async (options) => {
+    const { jobs } = await import('./commands/jobs.js');
+    await jobs(options);
+  });
+
+program
+  .command('logs <job>')
+  .description("print a local job's task logs")
+  .action(async (job: string) => {
+    const { logs } = await import('./commands/logs.js');
+    logs(job);
+  });
+
+program
+  .command('tail')
+  .description("print a client's output events as they arrive")
+  .requiredOption('--product <id>', 'product')
+  .requiredOption('--client <id>', 'client')
+  .option('--json', 'one JSON line per event')
+  .action(async (options) => {
+    const { tail } = await import('./commands/tail.js');
+    await tail(options);
+  });
+
+program
+  .command('validate')
+  .description('check batchwire.yaml and every workflow in workflows/')
+  .action(async () => {
+    const { validate } = await import('./commands/validate.js');
+    validate();
+  });
+
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  // One clear line (or one line per problem for validate) and a non-zero exit; no stack traces
+  // for the errors users make.
+  const known = err instanceof CliError || err instanceof BatchwireError || (err as Error).name === 'PlatformRunningError';
+  process.stderr.write(`batchwire: ${known ? (err as Error).message : ((err as Error).stack ?? String(err))}\n`);
+  process.exitCode = err instanceof CliError ? err.exitCode : 1;
+}

@@ -1,0 +1,60 @@
+import { createDevConsole } from '../../local/platform/console.js';
+import { startPlatform } from '../../local/platform/index.js';
+import type { Ports } from '../../local/platform/ports.js';
+import { cliConfig, ROOT_DIR, stateDir } from '../lib/context.js';
+
+export interface DevOptions {
+  data?: string;
+  json?: boolean;
+  verbose?: boolean;
+  schedules?: boolean;
+  ports: Partial<Ports>;
+}
+
+/** `batchwire dev`: runs the whole platform until Ctrl-C. */
+export async function dev(options: DevOptions): Promise<void> {
+  const { config, path } = cliConfig();
+  const devConsole = createDevConsole({ json: options.json ?? false, verbose: options.verbose ?? false });
+  devConsole.activity({ kind: 'platform', message: `starting Batchwire for project ${config.project} (config ${path})` });
+  const platform = await startPlatform({
+    config,
+    configPath: path,
+    rootDir: ROOT_DIR,
+    stateDir: stateDir(),
+    ports: options.ports,
+    ...(options.data ? { dataDir: options.data } : {}),
+    schedules: options.schedules ?? true,
+    console: devConsole,
+  });
+
+  const { env } = platform;
+  devConsole.activity({
+    kind: 'platform',
+    message: [
+      'ready —',
+      `storage ${env.STORAGE_EMULATOR_HOST}`,
+      `pubsub ${env.PUBSUB_EMULATOR_HOST}`,
+      `batch ${env.BATCH_EMULATOR_HOST}`,
+      `workflows ${env.WORKFLOWS_EMULATOR_HOST}`,
+      `run ${env.RUN_EMULATOR_HOST}`,
+      `onUpload ${env.BATCHWIRE_ON_UPLOAD_URL}`,
+      `onSchedule ${env.BATCHWIRE_ON_SCHEDULE_URL}`,
+      `onComplete ${env.BATCHWIRE_ON_COMPLETE_URL}`,
+      '(also in .batchwire/env; Ctrl-C stops)',
+    ].join('  '),
+    ...env,
+  });
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const onSignal = () => {
+      if (stopping) return;
+      stopping = true;
+      devConsole.activity({ kind: 'platform', message: 'stopping…' });
+      platform.stop().then(resolve, resolve);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  devConsole.activity({ kind: 'platform', message: 'stopped' });
+}

@@ -1,0 +1,89 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseEnvFile } from '../../local/platform/env-file.js';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
+export const CLI = join(REPO_ROOT, 'dist', 'scripts', 'cli.js');
+
+/** A free loopback port (bound, read, released). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolvePort(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface CliPlatform {
+  env: Record<string, string>;
+  /** Everything the dev process printed so far. */
+  output(): string;
+  workDir: string;
+  envFile: string;
+  /** Ctrl-C, as a user stops it; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Starts the platform exactly as a user does — `batchwire dev` (the built CLI) in its own
+ * process — on free ports, in a fresh working directory, and waits for `.batchwire/env`,
+ * which the platform writes only once everything answers.
+ */
+export async function startCliPlatform(options: {
+  config: string;
+  extraArgs?: string[];
+  timeoutMs?: number;
+}): Promise<CliPlatform> {
+  const workDir = mkdtempSync(join(tmpdir(), 'batchwire-e2e-'));
+  const envFile = join(workDir, '.batchwire', 'env');
+  const portArgs: string[] = [];
+  for (const name of ['storage', 'batch', 'workflows', 'run', 'on-upload', 'on-schedule', 'on-complete', 'scheduler']) {
+    portArgs.push(`--${name}-port`, String(await freePort()));
+  }
+  let output = '';
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'dev', '--json', ...portArgs, ...(options.extraArgs ?? [])], {
+    cwd: workDir,
+    env: { ...process.env, BATCHWIRE_CONFIG: options.config, METADATA_SERVER_DETECTION: 'none' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (chunk) => {
+    output += chunk;
+  });
+  child.stderr?.on('data', (chunk) => {
+    output += chunk;
+  });
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  let hasExited = false;
+  void exited.then(() => {
+    hasExited = true;
+  });
+
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  while (!existsSync(envFile)) {
+    if (hasExited) throw new Error(`batchwire dev exited before it was ready:\n${output}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGINT');
+      throw new Error(`batchwire dev was not ready in time:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const env = parseEnvFile(readFileSync(envFile, 'utf8'));
+  return {
+    env,
+    workDir,
+    envFile,
+    output: () => output,
+    async stop() {
+      if (!hasExited) child.kill('SIGINT');
+      const code = await exited;
+      rmSync(workDir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
