@@ -65,7 +65,7 @@ program
 
 program
   .command('upload <file>')
-  .description("upload a file as a client does, under {product}/{client}/inputs/")
+  .description('upload a file as a client does, under {product}/{client}/inputs/')
   .requiredOption('--product <id>', 'product')
   .requiredOption('--client <id>', 'client')
   .option('--name <name>', 'object name under inputs/ (default: the file name)')
@@ -131,7 +131,12 @@ try {
 } catch (err) {
   // One clear line (or one line per problem for validate) and a non-zero exit; no stack traces
   // for the errors users make.
-  const known = err instanceof CliError || err instanceof BatchwireError || (err as Error).name === 'PlatformRunningError';
-  process.stderr.write(`batchwire: ${known ? (err as Error).message : ((err as Error).stack ?? String(err))}\n`);
+  const known =
+    err instanceof CliError ||
+    err instanceof BatchwireError ||
+    (err as Error).name === 'PlatformRunningError';
+  process.stderr.write(
+    `batchwire: ${known ? (err as Error).message : ((err as Error).stack ?? String(err))}\n`,
+  );
   process.exitCode = err instanceof CliError ? err.exitCode : 1;
 }

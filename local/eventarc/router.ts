@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Message, PubSub, Subscription } from '@google-cloud/pubsub';
 import type { LocalStorageServer, StorageObjectResource } from '../storage/server.js';
-import { type BinaryCloudEvent, type DeliveryOutcome, deliver, EVENTARC_RETRY, type RetryPolicy } from './delivery.js';
+import {
+  type BinaryCloudEvent,
+  type DeliveryOutcome,
+  deliver,
+  EVENTARC_RETRY,
+  type RetryPolicy,
+} from './delivery.js';
 
 /** What the router tells the dev console about each event it routes. */
 export interface RouterActivity {

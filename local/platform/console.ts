@@ -16,7 +16,14 @@ export interface DevConsole {
   functionLine(fn: string, line: string): void;
 }
 
-const SEVERITY_RANK: Record<string, number> = { DEBUG: 0, INFO: 1, NOTICE: 1, WARNING: 2, ERROR: 3, CRITICAL: 4 };
+const SEVERITY_RANK: Record<string, number> = {
+  DEBUG: 0,
+  INFO: 1,
+  NOTICE: 1,
+  WARNING: 2,
+  ERROR: 3,
+  CRITICAL: 4,
+};
 
 export function createDevConsole(options: {
   json: boolean;
@@ -53,11 +60,18 @@ export function createDevConsole(options: {
       const severity = String(entry.severity ?? 'INFO');
       if ((SEVERITY_RANK[severity] ?? 1) < minimum) return;
       const { message, severity: _s, time: _t, function: _f, ...fields } = entry;
-      const context = [fields.product && fields.client ? `${fields.product}/${fields.client}` : '', fields.jobId]
+      const context = [
+        fields.product && fields.client ? `${fields.product}/${fields.client}` : '',
+        fields.jobId,
+      ]
         .filter(Boolean)
         .join(' ');
-      const prefix = severity === 'ERROR' || severity === 'CRITICAL' ? 'ERROR ' : severity === 'WARNING' ? 'WARN ' : '';
-      print(fn, 'log', `${prefix}${String(message ?? '')}${context ? `  (${context})` : ''}`, { severity, ...fields });
+      const prefix =
+        severity === 'ERROR' || severity === 'CRITICAL' ? 'ERROR ' : severity === 'WARNING' ? 'WARN ' : '';
+      print(fn, 'log', `${prefix}${String(message ?? '')}${context ? `  (${context})` : ''}`, {
+        severity,
+        ...fields,
+      });
     },
   };
 }

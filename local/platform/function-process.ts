@@ -35,7 +35,9 @@ export async function startFunctionProcess(options: {
       '--import',
       new URL('./loopback-only.js', import.meta.url).href,
       functionsFrameworkMain(),
-      `--target=${options.name}`, `--port=${options.port}`, `--source=${options.sourceDir}`,
+      `--target=${options.name}`,
+      `--port=${options.port}`,
+      `--source=${options.sourceDir}`,
     ],
     { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );

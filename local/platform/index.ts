@@ -88,7 +88,10 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     stack.push(() => storage.close());
     storage.onFinalize((object) => {
       if (object.name.startsWith('_batchwire/')) return;
-      report({ kind: 'upload', message: `gs://${object.bucket}/${object.name} (generation ${object.generation}, ${object.size} bytes)` });
+      report({
+        kind: 'upload',
+        message: `gs://${object.bucket}/${object.name} (generation ${object.generation}, ${object.size} bytes)`,
+      });
     });
 
     const clientEnv: Record<string, string> = {
@@ -118,7 +121,14 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     });
     stack.push(() => batch.close());
 
-    const run = await startRunService({ port: ports.run, images: config.local.images, baseDir, logDir, env: clientEnv, onEvent: report });
+    const run = await startRunService({
+      port: ports.run,
+      images: config.local.images,
+      baseDir,
+      logDir,
+      env: clientEnv,
+      onEvent: report,
+    });
     stack.push(() => run.close());
 
     const workflows = await startWorkflowsService({
@@ -140,7 +150,8 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
         env: clientEnv,
         onLine: (line) => options.console.functionLine(name, line),
         onExit: (code) => {
-          if (code !== null && code !== 0) report({ kind: 'platform', message: `${name} exited with code ${code}` });
+          if (code !== null && code !== 0)
+            report({ kind: 'platform', message: `${name} exited with code ${code}` });
         },
       });
       stack.push(() => fn.stop());
@@ -155,7 +166,9 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     const router = await startEventarcRouter({
       storage,
       pubsub: pubsubClient,
-      storageTriggers: [{ name: 'on-upload', bucket: config.bucket, destination: functionUrls.onUpload as string }],
+      storageTriggers: [
+        { name: 'on-upload', bucket: config.bucket, destination: functionUrls.onUpload as string },
+      ],
       pubsubTriggers: [
         {
           name: 'on-complete',

@@ -1,10 +1,12 @@
-import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** Another `batchwire dev` holds the lock. */
 export class PlatformRunningError extends Error {
   constructor(readonly pid: number) {
-    super(`Batchwire is already running here (pid ${pid}); stop it with Ctrl-C, or use its addresses in .batchwire/env`);
+    super(
+      `Batchwire is already running here (pid ${pid}); stop it with Ctrl-C, or use its addresses in .batchwire/env`,
+    );
     this.name = 'PlatformRunningError';
   }
 }

@@ -1,12 +1,19 @@
+import { RunJobsAdapter } from '../../shared/clients/run.js';
 import type { Config } from '../../shared/config/schema.js';
+import { configuredFlowJobs } from '../../shared/domain/flow-start.js';
 import { outputTopic } from '../../shared/domain/output-topic.js';
 
 /**
  * Creates on the local cloud what onboarding creates in Google Cloud: the bucket, the
- * completion topic and each client's output topic. Safe to run twice: whatever exists is kept.
+ * completion topic, each client's output topic and the Cloud Run jobs the flows run. Safe to
+ * run twice: whatever exists is kept. Google clients find the local services through the
+ * `*_EMULATOR_HOST` variables of this process.
  */
 export async function provision(config: Config, local: { storageUrl: string }): Promise<void> {
-  const [{ Storage }, { PubSub }] = await Promise.all([import('@google-cloud/storage'), import('@google-cloud/pubsub')]);
+  const [{ Storage }, { PubSub }] = await Promise.all([
+    import('@google-cloud/storage'),
+    import('@google-cloud/pubsub'),
+  ]);
 
   const storage = new Storage({ apiEndpoint: local.storageUrl, projectId: config.project });
   const bucket = storage.bucket(config.bucket);
@@ -25,6 +32,15 @@ export async function provision(config: Config, local: { storageUrl: string }): 
     }
   } finally {
     await pubsub.close();
+  }
+
+  const run = new RunJobsAdapter();
+  const parent = `projects/${config.project}/locations/${config.region}`;
+  for (const job of configuredFlowJobs(config)) {
+    await run.ensureJob(parent, job.jobId, {
+      image: job.image,
+      labels: { product: job.product, flow: job.flow },
+    });
   }
 }
 

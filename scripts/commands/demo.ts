@@ -3,13 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Message } from '@google-cloud/pubsub';
-import { grpcClientOptions, storageClientOptions } from '../../shared/clients/endpoints.js';
-import { outputTopic } from '../../shared/domain/output-topic.js';
 import { createDevConsole } from '../../local/platform/console.js';
 import { startPlatform } from '../../local/platform/index.js';
 import { PlatformRunningError } from '../../local/platform/lock.js';
-import { formatEvent, type ReceivedEvent, receivedEvent } from '../lib/events.js';
+import { grpcClientOptions, storageClientOptions } from '../../shared/clients/endpoints.js';
+import { outputTopic } from '../../shared/domain/output-topic.js';
 import { attachToPlatform, CliError, cliConfig, ROOT_DIR, stateDir } from '../lib/context.js';
+import { formatEvent, type ReceivedEvent, receivedEvent } from '../lib/events.js';
 import { uploadFile } from './upload.js';
 
 export interface DemoOptions {
@@ -39,7 +39,9 @@ export async function demo(options: DemoOptions): Promise<void> {
       verbose: options.verbose ?? false,
       write: options.verbose ? (line) => process.stderr.write(`  │ ${line}\n`) : () => {},
     });
-    out('▶ starting the local platform (Pub/Sub emulator, Cloud Storage, Batch, Workflows, Run, three functions)…');
+    out(
+      '▶ starting the local platform (Pub/Sub emulator, Cloud Storage, Batch, Workflows, Run, three functions)…',
+    );
     const platform = await startPlatform({
       config,
       configPath: path,
@@ -122,7 +124,9 @@ async function followJob(name: string, timeoutMs: number, out: (line: string) =>
       if (state === 'SUCCEEDED' || state === 'FAILED') return;
       await new Promise((r) => setTimeout(r, 250));
     }
-    throw new CliError(`the job did not finish within ${timeoutMs / 1000} s (batchwire logs ${name.split('/').pop()})`);
+    throw new CliError(
+      `the job did not finish within ${timeoutMs / 1000} s (batchwire logs ${name.split('/').pop()})`,
+    );
   } finally {
     await client.close();
   }
@@ -159,7 +163,19 @@ async function waitFor<T>(probe: () => T | undefined, timeoutMs: number): Promis
 
 /** A deterministic sample of customer reviews, one JSON object a line. */
 export function sampleInput(records: number): string {
-  const words = ['great', 'slow', 'delivery', 'fits', 'well', 'colour', 'as', 'pictured', 'would', 'buy', 'again'];
+  const words = [
+    'great',
+    'slow',
+    'delivery',
+    'fits',
+    'well',
+    'colour',
+    'as',
+    'pictured',
+    'would',
+    'buy',
+    'again',
+  ];
   const lines: string[] = [];
   for (let i = 0; i < records; i++) {
     const text = Array.from({ length: 6 }, (_, k) => words[(i * 7 + k * 3) % words.length]).join(' ');

@@ -15,7 +15,10 @@ export interface DevOptions {
 export async function dev(options: DevOptions): Promise<void> {
   const { config, path } = cliConfig();
   const devConsole = createDevConsole({ json: options.json ?? false, verbose: options.verbose ?? false });
-  devConsole.activity({ kind: 'platform', message: `starting Batchwire for project ${config.project} (config ${path})` });
+  devConsole.activity({
+    kind: 'platform',
+    message: `starting Batchwire for project ${config.project} (config ${path})`,
+  });
   const platform = await startPlatform({
     config,
     configPath: path,

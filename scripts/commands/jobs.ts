@@ -27,7 +27,9 @@ export async function jobs(options: { json?: boolean }): Promise<void> {
       process.stdout.write('no jobs yet\n');
       return;
     }
-    process.stdout.write(`${['JOB'.padEnd(48), 'STATE'.padEnd(12), 'TASKS', 'PRODUCT/CLIENT'.padEnd(30), 'CREATED'].join(' ')}\n`);
+    process.stdout.write(
+      `${['JOB'.padEnd(48), 'STATE'.padEnd(12), 'TASKS', 'PRODUCT/CLIENT'.padEnd(30), 'CREATED'].join(' ')}\n`,
+    );
     for (const row of rows) {
       process.stdout.write(
         `${[row.job.padEnd(48), row.state.padEnd(12), String(row.tasks).padStart(5), `${row.product}/${row.client}`.padEnd(30), row.created].join(' ')}\n`,

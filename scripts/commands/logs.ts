@@ -7,7 +7,8 @@ export function logs(job: string): void {
   const env = attachToPlatform();
   const jobId = job.split('/').pop() as string;
   const dir = join(env.BATCHWIRE_LOG_DIR ?? '', jobId);
-  if (!env.BATCHWIRE_LOG_DIR || !existsSync(dir)) throw new CliError(`no logs for job ${jobId} (looked in ${dir})`);
+  if (!env.BATCHWIRE_LOG_DIR || !existsSync(dir))
+    throw new CliError(`no logs for job ${jobId} (looked in ${dir})`);
   const files = readdirSync(dir)
     .filter((name) => name.endsWith('.log'))
     .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { outputTopic } from '../../shared/domain/output-topic.js';
-import { formatEvent, receivedEvent } from '../lib/events.js';
 import { attachToPlatform, cliConfig } from '../lib/context.js';
+import { formatEvent, receivedEvent } from '../lib/events.js';
 
 /** `batchwire tail`: prints a client's output events as they arrive, until Ctrl-C. */
 export async function tail(options: { product: string; client: string; json?: boolean }): Promise<void> {

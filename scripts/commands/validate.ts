@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { configPath, loadConfig } from '../../shared/config/load.js';
 import { validateWorkflowFile } from '../../local/workflows/validate.js';
+import { configPath, loadConfig } from '../../shared/config/load.js';
 import { CliError, ROOT_DIR } from '../lib/context.js';
 
 /**

@@ -1,13 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseEnvFile } from '../../local/platform/env-file.js';
 import { configPath, loadConfig } from '../../shared/config/load.js';
 import type { Config } from '../../shared/config/schema.js';
-import { parseEnvFile } from '../../local/platform/env-file.js';
 
 /** A failure the CLI reports as one line and a non-zero exit. */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
     this.name = 'CliError';
   }
@@ -33,7 +36,9 @@ export function cliConfig(): { config: Config; path: string } {
 export function attachToPlatform(): Record<string, string> {
   const env = readPlatformEnv();
   if (!env) {
-    throw new CliError('Batchwire is not running here (no .batchwire/env): start it with `npm start` in another terminal');
+    throw new CliError(
+      'Batchwire is not running here (no .batchwire/env): start it with `npm start` in another terminal',
+    );
   }
   Object.assign(process.env, env);
   return env;

@@ -29,7 +29,10 @@ export function receivedEvent(message: Message): ReceivedEvent {
 
 /** The event as a short block of text for a terminal. */
 export function formatEvent(event: ReceivedEvent): string {
-  return [`${event.type}  id=${event.id}${event.subject ? `  subject=${event.subject}` : ''}`, JSON.stringify(event.data, null, 2)]
+  return [
+    `${event.type}  id=${event.id}${event.subject ? `  subject=${event.subject}` : ''}`,
+    JSON.stringify(event.data, null, 2),
+  ]
     .join('\n')
     .replace(/\n/g, '\n  ');
 }

@@ -24,7 +24,11 @@ export const InferenceSchema = z
     /** File extensions accepted under `inputs/`, with the dot, lowercase. */
     acceptedExtensions: z.array(z.string().regex(/^\.[a-z0-9]+$/)).default(['.jsonl', '.csv']),
     /** Uploads larger than this are rejected. */
-    maxFileBytes: z.number().int().positive().default(5 * 1024 ** 3),
+    maxFileBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(5 * 1024 ** 3),
     /** One task per `shardBytes` of input, at most `maxTasks`. */
     shardBytes: z
       .number()

@@ -43,15 +43,28 @@ export async function startCliPlatform(options: {
   const workDir = mkdtempSync(join(tmpdir(), 'batchwire-e2e-'));
   const envFile = join(workDir, '.batchwire', 'env');
   const portArgs: string[] = [];
-  for (const name of ['storage', 'batch', 'workflows', 'run', 'on-upload', 'on-schedule', 'on-complete', 'scheduler']) {
+  for (const name of [
+    'storage',
+    'batch',
+    'workflows',
+    'run',
+    'on-upload',
+    'on-schedule',
+    'on-complete',
+    'scheduler',
+  ]) {
     portArgs.push(`--${name}-port`, String(await freePort()));
   }
   let output = '';
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'dev', '--json', ...portArgs, ...(options.extraArgs ?? [])], {
-    cwd: workDir,
-    env: { ...process.env, BATCHWIRE_CONFIG: options.config, METADATA_SERVER_DETECTION: 'none' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [CLI, 'dev', '--json', ...portArgs, ...(options.extraArgs ?? [])],
+    {
+      cwd: workDir,
+      env: { ...process.env, BATCHWIRE_CONFIG: options.config, METADATA_SERVER_DETECTION: 'none' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   child.stdout?.on('data', (chunk) => {
     output += chunk;
   });

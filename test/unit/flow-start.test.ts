@@ -199,7 +199,7 @@ describe('startFlow', () => {
 
     expect(first).toMatchObject({
       status: 'started',
-      runId: '20250301t040000-' + (first.key as string).slice(0, 8),
+      runId: `20250301t040000-${(first.key as string).slice(0, 8)}`,
     });
     expect(repeat).toEqual({ ...first, status: 'deduped' });
     expect(next.status).toBe('started');

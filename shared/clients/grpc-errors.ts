@@ -1,0 +1,100 @@
+import {
+  AlreadyExistsError,
+  BatchwireError,
+  NotFoundError,
+  PermanentError,
+  PreconditionFailedError,
+  TransientError,
+} from '../runtime/errors.js';
+
+/**
+ * Translates Google client errors into the platform's error family, so the core and the event
+ * wrapper decide retry-or-ack from the class alone and never look at SDK error shapes.
+ */
+
+/** gRPC status codes (google.rpc.Code), named for readability without loading @grpc/grpc-js. */
+export const GrpcCode = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+
+/** The gRPC codes a later attempt may cure: the event is failed so the trigger redelivers it. */
+export const TRANSIENT_GRPC_CODES: ReadonlySet<number> = new Set([
+  GrpcCode.DEADLINE_EXCEEDED,
+  GrpcCode.RESOURCE_EXHAUSTED,
+  GrpcCode.INTERNAL,
+  GrpcCode.UNAVAILABLE,
+]);
+
+/**
+ * Maps an error from a gax gRPC client (a GoogleError / ServiceError with a numeric `code`) to
+ * a {@link BatchwireError}: ALREADY_EXISTS → AlreadyExistsError, NOT_FOUND → NotFoundError,
+ * FAILED_PRECONDITION → PreconditionFailedError, UNAVAILABLE / DEADLINE_EXCEEDED /
+ * RESOURCE_EXHAUSTED / INTERNAL → TransientError, any other code → PermanentError. An error
+ * without a gRPC code (the client failed to load, a socket error) is treated as transient:
+ * retryable unless known to be permanent.
+ *
+ * @param action what was being done, for the message, e.g. `CreateJob bw-acme-…`
+ */
+export function fromGrpcError(err: unknown, action: string): BatchwireError {
+  if (isBatchwireError(err)) return err;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  const detail = (err as { details?: unknown } | undefined)?.details;
+  const reason = typeof detail === 'string' && detail ? detail : errorMessage(err);
+  if (typeof code !== 'number') return new TransientError(`${action}: ${reason}`, { cause: err });
+  const message = `${action}: ${grpcCodeName(code)}: ${reason}`;
+  if (code === GrpcCode.ALREADY_EXISTS) return new AlreadyExistsError(message, { cause: err });
+  if (code === GrpcCode.NOT_FOUND) return new NotFoundError(message, { cause: err });
+  if (code === GrpcCode.FAILED_PRECONDITION) return new PreconditionFailedError(message, { cause: err });
+  if (TRANSIENT_GRPC_CODES.has(code)) return new TransientError(message, { cause: err });
+  return new PermanentError(message, { cause: err });
+}
+
+/**
+ * Maps an error from an HTTP JSON client (`@google-cloud/storage`'s ApiError, `code` = HTTP
+ * status): 404 → NotFoundError, 409 → AlreadyExistsError, 412 → PreconditionFailedError,
+ * 408 / 429 / 5xx → TransientError, other 4xx → PermanentError; no HTTP status (connection
+ * refused or reset, timeouts) → TransientError.
+ */
+export function fromHttpError(err: unknown, action: string): BatchwireError {
+  if (isBatchwireError(err)) return err;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  const status =
+    typeof code === 'number' ? code : typeof code === 'string' && /^\d{3}$/.test(code) ? Number(code) : 0;
+  const message = `${action}: ${status ? `HTTP ${status}: ` : ''}${errorMessage(err)}`;
+  if (status === 404) return new NotFoundError(message, { cause: err });
+  if (status === 409) return new AlreadyExistsError(message, { cause: err });
+  if (status === 412) return new PreconditionFailedError(message, { cause: err });
+  if (status === 0 || status === 408 || status === 429 || status >= 500) {
+    return new TransientError(message, { cause: err });
+  }
+  return new PermanentError(message, { cause: err });
+}
+
+/** `UNAVAILABLE` for 14, or the number itself when unknown. */
+export function grpcCodeName(code: number): string {
+  return Object.entries(GrpcCode).find(([, value]) => value === code)?.[0] ?? String(code);
+}
+
+function isBatchwireError(err: unknown): err is BatchwireError {
+  return err instanceof BatchwireError;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,376 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { type Message, PubSub, type Subscription } from '@google-cloud/pubsub';
+import { Storage } from '@google-cloud/storage';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOnComplete } from '../../functions/on-complete.js';
+import { type LocalBatchService, startBatchService } from '../../local/batch/server.js';
+import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
+import { type BatchAdapter, createBatchAdapter } from '../../shared/clients/batch.js';
+import { grpcClientOptions } from '../../shared/clients/endpoints.js';
+import { createPubSubPublisher, type PubSubPublisher } from '../../shared/clients/pubsub.js';
+import { createObjectStore } from '../../shared/clients/storage.js';
+import { parseConfig } from '../../shared/config/load.js';
+import { buildInferenceJob } from '../../shared/domain/inference-job.js';
+import { jobIdFor } from '../../shared/domain/job-id.js';
+import { outputPrefix } from '../../shared/domain/object-path.js';
+import { type InferenceResultData, inferenceResultId } from '../../shared/domain/output-event.js';
+import { outputTopic } from '../../shared/domain/output-topic.js';
+import { createLogger } from '../../shared/runtime/logger.js';
+import { type FunctionServer, serveCloudEventFunction } from '../helpers/functions.js';
+
+/**
+ * onComplete end to end on the local cloud, with the real clients: the local Batch service runs
+ * jobs (bash standing in for the inference image) and publishes its notifications to the Pub/Sub
+ * emulator; a push subscription delivers them to onComplete under functions-framework (the
+ * push path); other tests POST Eventarc-shaped events (the Eventarc path). Results are read
+ * back from the clients' output topics.
+ */
+
+// A project of its own: topics on the shared emulator never collide with other test files.
+const PROJECT = `bw-oncomplete-${randomUUID().slice(0, 8)}`;
+const REGION = 'europe-west2';
+const BUCKET = 'oncomplete-bucket';
+const COMPLETION_TOPIC = 'completions';
+const IMAGE = 'europe-docker.pkg.dev/test/batchwire/inference:test';
+const SETTLE_MS = 1_500;
+
+const config = parseConfig(`
+project: ${PROJECT}
+region: ${REGION}
+bucket: ${BUCKET}
+completionTopic: ${COMPLETION_TOPIC}
+products:
+  mlops-template:
+    clients: [acme, globex, initech]
+    inference:
+      image: ${IMAGE}
+      shardBytes: 100
+      maxTasks: 8
+      maxRetryCount: 1
+`);
+
+const ajv = new Ajv2020({ allErrors: true });
+addFormats.default(ajv);
+const validateResult = ajv.compile(
+  JSON.parse(
+    readFileSync(
+      new URL('../../shared/contracts/schemas/inference-result.schema.json', import.meta.url),
+      'utf8',
+    ),
+  ),
+);
+
+let storageServer: LocalStorageServer;
+let batchService: LocalBatchService;
+let storage: Storage;
+let pubsub: PubSub;
+let jobs: BatchAdapter;
+let publisher: PubSubPublisher;
+let fn: FunctionServer;
+const received: Record<string, Message[]> = { acme: [], globex: [] };
+/** Every event the function finished handling (acked or failed): its id and message attributes. */
+const handled: Array<{ id: string; attributes: Record<string, string>; failed: boolean }> = [];
+const subscriptions: Subscription[] = [];
+
+beforeAll(async () => {
+  storageServer = await startStorageServer();
+  storage = new Storage({ apiEndpoint: storageServer.url, projectId: PROJECT });
+  await storage.createBucket(BUCKET);
+
+  // Task 1 fails with exit code 3 when the job sets FAIL_TASK=1; every other task succeeds.
+  batchService = await startBatchService({
+    images: { [IMAGE]: ['bash', '-c', '[ "$BATCH_TASK_INDEX" = "$FAIL_TASK" ] && exit 3; exit 0'] },
+  });
+  jobs = createBatchAdapter({
+    project: PROJECT,
+    region: REGION,
+    clientOptions: await grpcClientOptions('batch', { BATCH_EMULATOR_HOST: batchService.host }),
+  });
+
+  pubsub = new PubSub({ projectId: PROJECT });
+  const [completion] = await pubsub.createTopic(COMPLETION_TOPIC);
+  for (const client of ['acme', 'globex'] as const) {
+    const [topic] = await pubsub.createTopic(outputTopic('mlops-template', client));
+    const [subscription] = await topic.createSubscription(`${client}-results`);
+    subscription.on('message', (message: Message) => {
+      received[client].push(message);
+      message.ack();
+    });
+    subscriptions.push(subscription);
+  }
+  // initech's output topic is deliberately missing.
+
+  publisher = createPubSubPublisher({ projectId: PROJECT });
+  const onComplete = createOnComplete({
+    config,
+    jobs,
+    store: createObjectStore({
+      bucket: BUCKET,
+      clientOptions: { apiEndpoint: storageServer.url, projectId: PROJECT },
+    }),
+    publisher,
+    log: createLogger({ level: 'silent' }),
+  });
+  fn = await serveCloudEventFunction('onCompleteIntegration', async (event) => {
+    // Records what the function saw, so a test can wait until a delivery was really handled.
+    const data = event.data as { message?: { attributes?: Record<string, string> } } | undefined;
+    const attributes = data?.message?.attributes ?? {};
+    try {
+      await onComplete(event);
+      handled.push({ id: event.id, attributes, failed: false });
+    } catch (err) {
+      handled.push({ id: event.id, attributes, failed: true });
+      throw err;
+    }
+  });
+  // The push path: the emulator POSTs each notification to functions-framework, which turns a
+  // push to /projects/P/topics/T into a messagePublished CloudEvent.
+  await completion.createSubscription('on-complete-push', {
+    pushConfig: { pushEndpoint: `${fn.url}projects/${PROJECT}/topics/${COMPLETION_TOPIC}` },
+    ackDeadlineSeconds: 10,
+  });
+});
+
+afterAll(async () => {
+  await Promise.allSettled(subscriptions.map((s) => s.close()));
+  await fn?.close();
+  await publisher?.close();
+  await jobs?.close();
+  await pubsub?.close();
+  await batchService?.close();
+  await storageServer?.close();
+});
+
+/** Creates an inference job for `client` as onUpload would, with its outputs already written. */
+async function submitJob(
+  client: string,
+  options: { fail?: boolean; notify?: boolean; outputs?: Record<string, string> } = {},
+): Promise<{ name: string; uid: string; jobId: string; prefix: string }> {
+  const name = `mlops-template/${client}/inputs/${randomUUID()}.jsonl`;
+  const generation = String(Date.now() * 1000);
+  const jobId = jobIdFor({ bucket: BUCKET, name, generation }, 'mlops-template', client);
+  const prefix = outputPrefix('mlops-template', client, jobId);
+  for (const [file, body] of Object.entries(options.outputs ?? {})) {
+    await storage.bucket(BUCKET).file(`${prefix}${file}`).save(body, { resumable: false });
+  }
+  const job = buildInferenceJob(config, {
+    product: 'mlops-template',
+    client,
+    bucket: BUCKET,
+    name,
+    generation,
+    size: 250,
+    jobId,
+  });
+  const spec = job.taskGroups[0]?.taskSpec;
+  if (options.fail && spec?.environment) spec.environment.variables.FAIL_TASK = '1';
+  if (options.notify === false) delete job.notifications;
+  const created = await jobs.createJob({ jobId, job, requestId: randomUUID() });
+  await batchService.waitForJob(created.name, 20_000);
+  return { ...created, jobId, prefix };
+}
+
+async function waitFor<T>(read: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = read();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The job states of the notifications onComplete handled for a job, in order. */
+const statesHandled = (uid: string) =>
+  handled.filter((h) => h.attributes.JobUID === uid && !h.failed).map((h) => h.attributes.NewJobState);
+const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+const forJob = (client: string, jobId: string) =>
+  received[client]?.filter((m) => m.attributes['ce-subject'] === `jobs/${jobId}`) ?? [];
+const parse = (message: Message) => JSON.parse(message.data.toString('utf8')) as InferenceResultData;
+
+/** A Batch notification as Eventarc delivers it to the function (binary-mode CloudEvent). */
+function eventarcNotification(attributes: Record<string, string>, messageId: string = randomUUID()) {
+  const publishTime = new Date().toISOString();
+  return {
+    headers: {
+      'content-type': 'application/json',
+      'ce-specversion': '1.0',
+      'ce-id': messageId,
+      'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
+      'ce-source': `//pubsub.googleapis.com/projects/${PROJECT}/topics/${COMPLETION_TOPIC}`,
+      'ce-time': publishTime,
+    },
+    body: {
+      message: {
+        data: Buffer.from('Job state was updated').toString('base64'),
+        attributes,
+        messageId,
+        publishTime,
+      },
+      subscription: `projects/${PROJECT}/subscriptions/eventarc-on-complete`,
+    },
+  };
+}
+
+const jobAttributes = (job: { name: string; uid: string }, state: string) => ({
+  Type: 'JOB_STATE_CHANGED',
+  JobName: job.name,
+  JobUID: job.uid,
+  NewJobState: state,
+  Region: REGION,
+});
+
+describe('onComplete (push from the completion topic)', () => {
+  it('turns a SUCCEEDED job into exactly one succeeded event on its client topic, valid against the schema', async () => {
+    // Arrange + Act: the job runs; its notifications (QUEUED … SUCCEEDED) are pushed to onComplete
+    const job = await submitJob('acme', {
+      outputs: { 'part-0.jsonl': '{"a":1}\n', 'part-1.jsonl': '{"b":22}\n' },
+    });
+    const message = await waitFor(() => forJob('acme', job.jobId)[0], 'the succeeded event');
+    await waitFor(
+      () => (statesHandled(job.uid).length >= 4 ? true : undefined),
+      'QUEUED, SCHEDULED, RUNNING and SUCCEEDED handled',
+    );
+    await settle();
+
+    // Assert
+    // (Pub/Sub does not order them: compare as a set)
+    expect(statesHandled(job.uid).sort()).toEqual(['QUEUED', 'RUNNING', 'SCHEDULED', 'SUCCEEDED']);
+    expect(forJob('acme', job.jobId)).toHaveLength(1);
+    expect(forJob('globex', job.jobId)).toHaveLength(0);
+    expect(message.attributes).toMatchObject({
+      'ce-specversion': '1.0',
+      'ce-type': 'dev.batchwire.inference.succeeded',
+      'ce-id': inferenceResultId(job.uid, 'SUCCEEDED'),
+      'ce-source': `//batchwire/projects/${PROJECT}/products/mlops-template/clients/acme`,
+      'content-type': 'application/json',
+    });
+    const data = parse(message);
+    expect(validateResult(data), JSON.stringify(validateResult.errors)).toBe(true);
+    expect(data.job).toEqual({ name: job.name, uid: job.uid, taskCount: 3, state: 'SUCCEEDED' });
+    expect(data.outputs.objects.map((o) => [o.name.slice(job.prefix.length), o.size])).toEqual([
+      ['part-0.jsonl', 8],
+      ['part-1.jsonl', 9],
+    ]);
+    expect(data.timings.started).not.toBeNull();
+  });
+
+  it('turns a FAILED job into exactly one failed event with an actionable reason', async () => {
+    // Arrange + Act
+    const job = await submitJob('acme', { fail: true });
+    const message = await waitFor(() => forJob('acme', job.jobId)[0], 'the failed event');
+    await settle();
+
+    // Assert
+    expect(forJob('acme', job.jobId)).toHaveLength(1);
+    expect(message.attributes['ce-type']).toBe('dev.batchwire.inference.failed');
+    expect(message.attributes['ce-id']).toBe(inferenceResultId(job.uid, 'FAILED'));
+    const data = parse(message);
+    expect(validateResult(data), JSON.stringify(validateResult.errors)).toBe(true);
+    expect(data.reason).toMatch(
+      /^1 of 3 tasks failed; .*exited with code 3 after 2 attempts; see the task logs of job /,
+    );
+  });
+
+  it("delivers a globex job to globex's topic only", async () => {
+    // Arrange + Act
+    const job = await submitJob('globex');
+    await waitFor(() => forJob('globex', job.jobId)[0], "globex's event");
+    await settle();
+
+    // Assert
+    expect(forJob('globex', job.jobId)).toHaveLength(1);
+    expect(forJob('acme', job.jobId)).toHaveLength(0);
+  });
+
+  it('publishes no second result for a duplicate notification', async () => {
+    // Arrange
+    const job = await submitJob('acme');
+    await waitFor(() => forJob('acme', job.jobId)[0], 'the first event');
+
+    // Act: Batch sends the same notification again (a new message), and Eventarc redelivers one
+    const duplicateId = await pubsub.topic(COMPLETION_TOPIC).publishMessage({
+      data: Buffer.from('Job state was updated'),
+      attributes: jobAttributes(job, 'SUCCEEDED'),
+    });
+    const redelivery = await fn.postEvent(
+      eventarcNotification(jobAttributes(job, 'SUCCEEDED'), 'redelivered-1'),
+    );
+    await waitFor(() => handled.find((h) => h.id === duplicateId && !h.failed), 'the duplicate handled');
+    await settle();
+
+    // Assert
+    expect(redelivery.status).toBe(204);
+    expect(forJob('acme', job.jobId)).toHaveLength(1);
+  });
+});
+
+describe('onComplete (Eventarc delivery)', () => {
+  it('publishes nothing for states that do not end the job', async () => {
+    // Arrange: a finished job that notifies no one, so only these posts reach onComplete
+    const job = await submitJob('acme', { notify: false });
+
+    // Act
+    const statuses = [];
+    for (const state of ['QUEUED', 'SCHEDULED', 'RUNNING']) {
+      statuses.push((await fn.postEvent(eventarcNotification(jobAttributes(job, state)))).status);
+    }
+    await settle();
+
+    // Assert
+    expect(statuses).toEqual([204, 204, 204]);
+    expect(forJob('acme', job.jobId)).toHaveLength(0);
+  });
+
+  it('acks an unknown job and a notification with attributes missing, publishing nothing', async () => {
+    // Arrange
+    const before = received.acme.length + received.globex.length;
+    const unknown = { name: `projects/${PROJECT}/locations/${REGION}/jobs/bw-unknown-job`, uid: 'nope' };
+
+    // Act
+    const unknownJob = await fn.postEvent(eventarcNotification(jobAttributes(unknown, 'SUCCEEDED')));
+    const missing = await fn.postEvent(
+      eventarcNotification({ Type: 'JOB_STATE_CHANGED', NewJobState: 'SUCCEEDED', Region: REGION }),
+    );
+    await settle();
+
+    // Assert
+    expect([unknownJob.status, missing.status]).toEqual([204, 204]);
+    expect(received.acme.length + received.globex.length).toBe(before);
+  });
+
+  it('fails (500) while the output topic is missing, and publishes once it exists', async () => {
+    // Arrange: initech has no output topic yet
+    const job = await submitJob('initech', { notify: false });
+    const notification = eventarcNotification(jobAttributes(job, 'SUCCEEDED'), 'initech-1');
+
+    // Act: first delivery fails
+    const first = await fn.postEvent(notification);
+
+    // Assert
+    expect(first.status).toBe(500);
+
+    // Arrange: the topic is created (client onboarded) and a subscriber listens
+    const [topic] = await pubsub.createTopic(outputTopic('mlops-template', 'initech'));
+    const [subscription] = await topic.createSubscription('initech-results');
+    const initech: Message[] = [];
+    subscription.on('message', (message: Message) => {
+      initech.push(message);
+      message.ack();
+    });
+    subscriptions.push(subscription);
+
+    // Act: the trigger retries the same message
+    const retry = await fn.postEvent(notification);
+    await waitFor(() => initech[0], "initech's event");
+    await settle();
+
+    // Assert
+    expect(retry.status).toBe(204);
+    expect(initech).toHaveLength(1);
+    expect(initech[0]?.attributes['ce-id']).toBe(inferenceResultId(job.uid, 'SUCCEEDED'));
+  });
+});

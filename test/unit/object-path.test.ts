@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { objectUri, outputPrefix, parseObjectName, parseObjectUri } from '../../shared/domain/object-path.js';
+
+describe('parseObjectName', () => {
+  it('finds product, client and path of an input', () => {
+    // Act
+    const parsed = parseObjectName('mlops-template/acme/inputs/2024/batch-1.jsonl');
+
+    // Assert
+    expect(parsed).toEqual({
+      kind: 'input',
+      product: 'mlops-template',
+      client: 'acme',
+      path: '2024/batch-1.jsonl',
+    });
+  });
+
+  it.each([
+    ['mlops-template/acme/outputs/bw-x/part-0.jsonl', 'not-inputs'],
+    ['mlops-template/acme/models/model.bin', 'not-inputs'],
+    ['mlops-template/acme/inputs', 'not-inputs'],
+    ['other/thing.jsonl', 'not-inputs'],
+    ['top-level.jsonl', 'not-inputs'],
+    ['_batchwire/rejections/mlops-template/acme/abc.json', 'bookkeeping'],
+    ['_batchwire/mlops-template/acme/inputs/x.jsonl', 'bookkeeping'],
+  ])('%s is not an input (%s)', (name, reason) => {
+    expect(parseObjectName(name)).toEqual({ kind: 'not-input', reason });
+  });
+
+  it('keeps a suspicious path for the validator to reject rather than ignoring it', () => {
+    // Act
+    const parsed = parseObjectName('mlops-template/acme/inputs/../../x.jsonl');
+
+    // Assert
+    expect(parsed).toMatchObject({ kind: 'input', path: '../../x.jsonl' });
+  });
+
+  it('keeps an empty path (a folder placeholder is recognised by its size later)', () => {
+    expect(parseObjectName('mlops-template/acme/inputs/')).toMatchObject({ kind: 'input', path: '' });
+  });
+});
+
+describe('object URIs', () => {
+  it('round-trips a name with slashes and spaces', () => {
+    // Arrange
+    const uri = objectUri('my-bucket', 'p/c/inputs/a b/c#1.jsonl');
+
+    // Act + Assert
+    expect(uri).toBe('gs://my-bucket/p/c/inputs/a b/c#1.jsonl');
+    expect(parseObjectUri(uri)).toEqual({ bucket: 'my-bucket', name: 'p/c/inputs/a b/c#1.jsonl' });
+  });
+
+  it('refuses what is not a gs:// URI', () => {
+    expect(parseObjectUri('https://example.com/x')).toBeUndefined();
+  });
+
+  it('puts outputs under the job id', () => {
+    expect(outputPrefix('mlops-template', 'acme', 'bw-1')).toBe('mlops-template/acme/outputs/bw-1/');
+  });
+});
