@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { createLogger } from '../../shared/runtime/logger.js';
+import { createLogger, type Logger } from '../../shared/runtime/logger.js';
 import { type TaskState as ExecutorTaskState, runTaskGroup } from '../executor/index.js';
 import { bindLoopback, grpcError, loadGrpcPackage, lookup } from '../grpc/protos.js';
 import { JobStore, type StoredJob } from './job-store.js';
@@ -48,6 +48,8 @@ export interface LocalBatchService {
 }
 
 export interface BatchServiceOptions {
+  /** The service's own log (default: a pino logger at LOG_LEVEL); the dev platform passes a quieter one. */
+  log?: Logger;
   port?: number;
   /** Run the jobs' tasks (default true); false only records jobs, as a dry run. */
   execute?: boolean;
@@ -237,7 +239,7 @@ function parseFilter(filter: string): (job: JobMessage) => boolean {
 class BatchService {
   private readonly jobs = new Map<string, JobRecord>();
   private readonly faults = new Map<string, { code: number; times: number }>();
-  private readonly log = createLogger({ name: 'local-batch' });
+  private readonly log: Logger;
   private readonly publisher: NotificationPublisher;
   private readonly store: JobStore | undefined;
   /** Records with task changes not yet written (see `persist`). */
@@ -250,6 +252,7 @@ class BatchService {
   readonly logDir: string;
 
   constructor(private readonly options: BatchServiceOptions) {
+    this.log = options.log ?? createLogger({ name: 'local-batch' });
     this.logDir = options.logDir ?? mkdtempSync(join(tmpdir(), 'batchwire-batch-logs-'));
     this.publisher = new NotificationPublisher(
       options.pubsubHost ?? process.env.PUBSUB_EMULATOR_HOST,

@@ -33,13 +33,13 @@ export async function startFunctionProcess(options: {
     process.execPath,
     [
       '--import',
-      new URL('./loopback-only.js', import.meta.url).href,
+      new URL('./function-preload.js', import.meta.url).href,
       functionsFrameworkMain(),
       `--target=${options.name}`,
       `--port=${options.port}`,
       `--source=${options.sourceDir}`,
     ],
-    { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let exited = false;
   const exit = new Promise<void>((resolve) =>

@@ -1,7 +1,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { pino } from 'pino';
 import type { Config } from '../../shared/config/schema.js';
+import { createLogger, type Logger } from '../../shared/runtime/logger.js';
 import { startBatchService } from '../batch/server.js';
 import { startEventarcRouter } from '../eventarc/router.js';
 import { startPubSubEmulator } from '../pubsub/emulator.js';
@@ -30,6 +32,11 @@ export interface PlatformOptions {
   /** Fire flows on their cron schedules (default true). */
   schedules?: boolean;
   console: DevConsole;
+  /**
+   * Where the local services' own diagnostics go; the console shows their activity already, so
+   * by default only warnings and errors, on stderr.
+   */
+  serviceLog?: Logger;
 }
 
 export interface RunningPlatform {
@@ -115,6 +122,13 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       pubsubHost: pubsub.host,
       env: clientEnv,
       onEvent: report,
+      log:
+        options.serviceLog ??
+        createLogger({
+          name: 'local-batch',
+          level: 'warn',
+          destination: pino.destination({ fd: 2, sync: true }),
+        }),
       // Jobs interrupted by the last stop are reported FAILED, but only once the router
       // subscribes: the emulator's topics and subscriptions do not survive a restart.
       ...(dataDir ? { dataDir: join(dataDir, 'batch'), holdRestartNotifications: true } : {}),

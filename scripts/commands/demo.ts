@@ -33,6 +33,12 @@ export async function demo(options: DemoOptions): Promise<void> {
   const seconds = () => ((Date.now() - started) / 1000).toFixed(1);
 
   let stopPlatform: (() => Promise<void>) | undefined;
+  // Ctrl-C mid-demo still stops what the demo started, the Pub/Sub emulator's JVM included.
+  const onInterrupt = () => {
+    void (stopPlatform?.() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onInterrupt);
+  process.once('SIGTERM', onInterrupt);
   try {
     const devConsole = createDevConsole({
       json: false,
@@ -99,6 +105,8 @@ export async function demo(options: DemoOptions): Promise<void> {
     rmSync(workDir, { recursive: true, force: true });
     await pubsub.close();
     await stopPlatform?.();
+    process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onInterrupt);
   }
 }
 
