@@ -15,6 +15,8 @@ export interface StoredJob {
   tasks: Array<{ name: string; uid: string; state: TaskState; events: StatusEvent[] }>;
   runningSince?: number;
   finishedAt?: number;
+  /** When DeleteJob was called (state DELETION_IN_PROGRESS): its grace period runs from here. */
+  deletedAt?: number;
 }
 
 const SUFFIX = '.json';

@@ -66,9 +66,17 @@ export interface BatchServiceOptions {
   onEvent?: (e: PlatformActivity) => void;
   /**
    * Keep job records here (`${dataDir}/jobs/`) across restarts: written on every state change,
-   * removed on DeleteJob, loaded at start. Unset: jobs live in memory only.
+   * removed once a deleted job's grace period is over, loaded at start. Unset: jobs live in
+   * memory only.
    */
   dataDir?: string;
+  /**
+   * How long a deleted job stays readable (GetJob, ListJobs, GetTask) in state
+   * DELETION_IN_PROGRESS before it is gone, as Batch keeps a job while it cleans up its
+   * resources. This is what lets onComplete read the job (its labels, its input) when it
+   * handles the DELETION_IN_PROGRESS notification. Default 60_000; 0 removes it at once.
+   */
+  deletionGraceMs?: number;
   /**
    * Hold the notifications of jobs failed at start (see `dataDir`) until
    * `releaseRestartNotifications()`: the Pub/Sub emulator keeps topics and subscriptions in
@@ -87,6 +95,7 @@ const TOPIC = /^projects\/[^/]+\/topics\/[^/]+$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TERMINAL: ReadonlySet<JobState> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 const SETTLE_TIMEOUT_MS = 10_000;
+const DELETION_GRACE_MS = 60_000;
 
 interface TaskRecord {
   name: string;
@@ -107,6 +116,10 @@ interface JobRecord {
   notified: Promise<void>;
   runningSince?: number;
   finishedAt?: number;
+  /** When DeleteJob was called: the job is removed `deletionGraceMs` later. */
+  deletedAt?: number;
+  /** The pending removal of a deleted job. */
+  removal?: NodeJS.Timeout;
   terminal: Promise<void>;
   reachTerminal: () => void;
   gone: (error: Error) => void;
@@ -114,7 +127,7 @@ interface JobRecord {
 
 type RecordFields = Pick<
   JobRecord,
-  'job' | 'jobId' | 'requestId' | 'taskCount' | 'tasks' | 'runningSince' | 'finishedAt'
+  'job' | 'jobId' | 'requestId' | 'taskCount' | 'tasks' | 'runningSince' | 'finishedAt' | 'deletedAt'
 >;
 
 /** A job record with fresh runtime handles (abort, promises) around its stored fields. */
@@ -148,6 +161,7 @@ function stored(record: JobRecord): StoredJob {
     tasks: record.tasks,
     ...(record.runningSince === undefined ? {} : { runningSince: record.runningSince }),
     ...(record.finishedAt === undefined ? {} : { finishedAt: record.finishedAt }),
+    ...(record.deletedAt === undefined ? {} : { deletedAt: record.deletedAt }),
   };
 }
 
@@ -250,8 +264,10 @@ class BatchService {
   private holding = false;
   private held: Array<{ record: JobRecord; messages: NotificationMessage[] }> = [];
   readonly logDir: string;
+  private readonly deletionGraceMs: number;
 
   constructor(private readonly options: BatchServiceOptions) {
+    this.deletionGraceMs = Math.max(0, options.deletionGraceMs ?? DELETION_GRACE_MS);
     this.log = options.log ?? createLogger({ name: 'local-batch' });
     this.logDir = options.logDir ?? mkdtempSync(join(tmpdir(), 'batchwire-batch-logs-'));
     this.publisher = new NotificationPublisher(
@@ -290,11 +306,20 @@ class BatchService {
         tasks: saved.tasks,
         ...(saved.runningSince === undefined ? {} : { runningSince: saved.runningSince }),
         ...(saved.finishedAt === undefined ? {} : { finishedAt: saved.finishedAt }),
+        ...(saved.deletedAt === undefined ? {} : { deletedAt: saved.deletedAt }),
       });
       const { name, status } = record.job;
       if (status.state === 'DELETION_IN_PROGRESS') {
-        store.remove(name);
-        this.log.info({ job: name }, 'finished the delete of a job the previous process was deleting');
+        // Its tasks died with the previous process; only the rest of its grace period is left.
+        const left = (record.deletedAt ?? 0) + this.deletionGraceMs - Date.now();
+        if (left > 0) {
+          this.jobs.set(name, record);
+          record.gone(grpcError(grpc.status.NOT_FOUND, `Job ${name} was deleted`));
+          this.scheduleRemoval(record, left);
+        } else {
+          store.remove(name);
+          this.log.info({ job: name }, 'finished the delete of a job the previous process was deleting');
+        }
         continue;
       }
       this.jobs.set(name, record);
@@ -649,13 +674,18 @@ class BatchService {
     if (signal.aborted) return; // deleted or cancelled: that path owns the state from here
 
     if (result.failed > 0) {
-      const failedTask = record.tasks.find((task) => task.state === 'FAILED');
-      const event = failedTask?.events.at(-1)?.description ?? 'a task failed';
+      const index = record.tasks.findIndex((task) => task.state === 'FAILED');
+      const event = record.tasks[index]?.events.at(-1)?.description ?? 'a task failed';
+      // Batch's wording, as `gcloud batch jobs describe` shows it (no space after the job name):
+      // '… for job projects/…/jobs/J.Job failed due to task failure. Specifically, task with
+      // index 0 failed due to the following task event: "Task state is updated from RUNNING to
+      // FAILED on zones/…/instances/… with exit code 127."'
+      const who = index >= 0 ? `task with index ${index}` : 'one of the tasks';
       this.transition(
         record,
         'FAILED',
-        `Job state is set from RUNNING to FAILED for job ${record.job.name}. Job failed due to task failure. ` +
-          `Specifically, one of the tasks failed due to the following task event: "${event}"`,
+        `Job state is set from RUNNING to FAILED for job ${record.job.name}.Job failed due to task failure. ` +
+          `Specifically, ${who} failed due to the following task event: "${event}"`,
       );
     } else {
       this.transition(record, 'SUCCEEDED');
@@ -724,28 +754,58 @@ class BatchService {
     ]);
   }
 
+  /**
+   * Batch's delete: the job turns DELETION_IN_PROGRESS (from any state, so a consumer of the
+   * notification can tell from the status events whether it had finished), its tasks are
+   * killed, and it stays readable for `deletionGraceMs` before it is gone. A repeated delete
+   * meanwhile is answered like the first; CreateJob with its id is ALREADY_EXISTS until then.
+   */
   async deleteJob(request: { name: string }): Promise<Record<string, unknown>> {
     const record = this.record(request.name);
-    if (!TERMINAL.has(record.job.status.state)) this.transition(record, 'DELETION_IN_PROGRESS');
-    // Deleting a running job stops its tasks: kill them, then forget the job.
+    if (record.job.status.state === 'DELETION_IN_PROGRESS') {
+      return this.operation(request.name, 'google.protobuf.Empty');
+    }
+    const now = Date.now();
+    record.deletedAt = now;
+    // Its run ends here: the run duration must not grow while the job waits to be removed.
+    if (record.runningSince !== undefined && record.finishedAt === undefined) record.finishedAt = now;
+    this.transition(record, 'DELETION_IN_PROGRESS');
+    // It will never reach a final state: whoever waits for one learns it now.
+    record.gone(grpcError(grpc.status.NOT_FOUND, `Job ${request.name} was deleted`));
     record.abort.abort();
     await this.settle(record);
-    this.jobs.delete(request.name);
+    this.scheduleRemoval(record, this.deletionGraceMs);
+    return this.operation(request.name, 'google.protobuf.Empty');
+  }
+
+  private scheduleRemoval(record: JobRecord, delayMs: number): void {
+    if (delayMs <= 0) {
+      this.removeJob(record);
+      return;
+    }
+    record.removal = setTimeout(() => this.removeJob(record), delayMs);
+    // A pending removal must not keep a process alive; an unfinished one resumes at the next start.
+    record.removal.unref();
+  }
+
+  private removeJob(record: JobRecord): void {
+    const name = record.job.name;
+    record.removal = undefined;
+    if (this.jobs.get(name) !== record) return;
+    this.jobs.delete(name);
     this.dirty.delete(record);
     try {
-      this.store?.remove(request.name);
+      this.store?.remove(name);
     } catch (err) {
-      this.log.error({ err, job: request.name }, 'could not remove Batch job record');
+      this.log.error({ err, job: name }, 'could not remove Batch job record');
     }
-    record.gone(grpcError(grpc.status.NOT_FOUND, `Job ${request.name} was deleted`));
-    this.log.info({ job: request.name }, 'job deleted');
-    this.emit({ kind: 'job.deleted', message: `${record.jobId} deleted`, job: request.name });
-    return this.operation(request.name, 'google.protobuf.Empty');
+    this.log.info({ job: name }, 'job deleted');
+    this.emit({ kind: 'job.deleted', message: `${record.jobId} deleted`, job: name });
   }
 
   async cancelJob(request: { name: string }): Promise<Record<string, unknown>> {
     const record = this.record(request.name);
-    if (TERMINAL.has(record.job.status.state)) {
+    if (TERMINAL.has(record.job.status.state) || record.job.status.state === 'DELETION_IN_PROGRESS') {
       throw grpcError(
         grpc.status.FAILED_PRECONDITION,
         `Job ${request.name} is ${record.job.status.state} and cannot be cancelled`,
@@ -815,7 +875,12 @@ class BatchService {
   }
 
   async close(): Promise<void> {
-    for (const record of this.jobs.values()) record.abort.abort();
+    for (const record of this.jobs.values()) {
+      // A job still in its grace period stays on disk as DELETION_IN_PROGRESS: the next start resumes it.
+      if (record.removal) clearTimeout(record.removal);
+      record.removal = undefined;
+      record.abort.abort();
+    }
     await Promise.all([...this.jobs.values()].map((record) => this.settle(record)));
     // Jobs cut short here stay as they were on disk (RUNNING…): the next start fails them.
     this.flush();

@@ -141,7 +141,7 @@ export function storageFinalizedEvent(object: StorageObjectResource): BinaryClou
       'ce-id': randomUUID(),
       'ce-type': 'google.cloud.storage.object.v1.finalized',
       'ce-source': `//storage.googleapis.com/projects/_/buckets/${object.bucket}`,
-      'ce-subject': `objects/${object.name}`,
+      'ce-subject': headerValue(`objects/${object.name}`),
       'ce-time': time,
       'ce-dataschema': STORAGE_DATA_SCHEMA,
       'ce-bucket': object.bucket,
@@ -182,6 +182,19 @@ export function messagePublishedEvent(
     },
     body: JSON.stringify(data),
   };
+}
+
+/**
+ * A `ce-*` header value as the CloudEvents HTTP binding writes it: characters outside printable
+ * ASCII (and `%`, `"`) percent-encoded as UTF-8, so any object name can travel in `ce-subject`
+ * (an HTTP header cannot carry them raw).
+ */
+export function headerValue(value: string): string {
+  return Array.from(value)
+    .map((char) =>
+      /^[\x20-\x7e]$/.test(char) && char !== '%' && char !== '"' ? char : encodeURIComponent(char),
+    )
+    .join('');
 }
 
 function describe(

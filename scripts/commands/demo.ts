@@ -80,13 +80,15 @@ export async function demo(options: DemoOptions): Promise<void> {
     writeFileSync(input, sampleInput(options.records));
     const upload = await uploadFile(input, { product: options.product, client: options.client });
     out(`▶ uploaded ${upload.uri} (${options.records} records), generation ${upload.generation}`);
-    out(`  onUpload derives the Batch job id from (bucket, name, generation): ${upload.jobId}`);
+    const jobId = upload.jobId;
+    if (!jobId) throw new CliError(`onUpload would not start a job for ${upload.uri}`);
+    out(`  onUpload derives the Batch job id from (bucket, name, generation): ${jobId}`);
 
-    const jobName = `projects/${config.project}/locations/${config.region}/jobs/${upload.jobId}`;
+    const jobName = `projects/${config.project}/locations/${config.region}/jobs/${jobId}`;
     await followJob(jobName, options.timeoutSeconds * 1000, out);
 
     const event = await waitFor(
-      () => events.find((e) => JSON.stringify(e.data).includes(upload.jobId)),
+      () => events.find((e) => JSON.stringify(e.data).includes(jobId)),
       options.timeoutSeconds * 1000,
     );
     if (!event) throw new CliError(`no result event on ${topic.name} within ${options.timeoutSeconds} s`);
@@ -99,7 +101,7 @@ export async function demo(options: DemoOptions): Promise<void> {
       const reason = (event.data as { reason?: string }).reason ?? 'see the event above';
       throw new CliError(`the job did not succeed: ${reason}`);
     }
-    await printOutputs(config.bucket, `${options.product}/${options.client}/outputs/${upload.jobId}/`, out);
+    await printOutputs(config.bucket, `${options.product}/${options.client}/outputs/${jobId}/`, out);
     out(`✔ done in ${seconds()} s: upload → Batch job → ${event.type} on the client's topic`);
   } finally {
     rmSync(workDir, { recursive: true, force: true });

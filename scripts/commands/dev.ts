@@ -60,4 +60,7 @@ export async function dev(options: DevOptions): Promise<void> {
     process.once('SIGTERM', onSignal);
   });
   devConsole.activity({ kind: 'platform', message: 'stopped' });
+  // Everything the platform started is stopped; idle Google client channels (the workflow
+  // connectors' among them) must not keep the terminal waiting.
+  process.exit(0);
 }

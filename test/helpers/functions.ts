@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { cloudEvent } from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { CloudEventV1 } from 'cloudevents';
+import { headerValue } from '../../local/eventarc/router.js';
 
 /**
  * Runs registered functions exactly as functions-framework serves them (its own Express app,
@@ -136,18 +137,6 @@ export function storageFinalizedEvent(fields: StorageEventFields): HttpEvent {
     },
     body,
   };
-}
-
-/**
- * A ce-* header value as the CloudEvents HTTP binding writes it: characters outside printable
- * ASCII (and `%`, `"`) percent-encoded as UTF-8, so any object name can travel in ce-subject.
- */
-export function headerValue(value: string): string {
-  return Array.from(value)
-    .map((char) =>
-      /^[\x20-\x7e]$/.test(char) && char !== '%' && char !== '"' ? char : encodeURIComponent(char),
-    )
-    .join('');
 }
 
 /**

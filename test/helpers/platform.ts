@@ -26,8 +26,10 @@ export interface CliPlatform {
   output(): string;
   workDir: string;
   envFile: string;
-  /** Ctrl-C, as a user stops it; resolves with the exit code. */
+  /** Ctrl-C, as a user stops it; resolves with the exit code. Safe to call twice. */
   stop(): Promise<number | null>;
+  /** Stops (if running) and removes the working directory. */
+  dispose(): Promise<void>;
 }
 
 /**
@@ -94,9 +96,12 @@ export async function startCliPlatform(options: {
     output: () => output,
     async stop() {
       if (!hasExited) child.kill('SIGINT');
-      const code = await exited;
+      return exited;
+    },
+    async dispose() {
+      if (!hasExited) child.kill('SIGINT');
+      await exited;
       rmSync(workDir, { recursive: true, force: true });
-      return code;
     },
   };
 }
