@@ -226,10 +226,10 @@ describe('local Batch service with dataDir: job records survive a restart', () =
     expect(messages.map((m) => m.attributes.NewJobState)).toEqual(['FAILED']);
   });
 
-  it('removes the record on DeleteJob, so the job stays gone after a restart', async () => {
+  it('removes the record once the grace period of a deleted job is over, so it stays gone after a restart', async () => {
     // Arrange
     const dataDir = newDataDir();
-    const first = await start(dataDir);
+    const first = await start(dataDir, { deletionGraceMs: 300 });
     const [kept] = await first.client.createJob({
       parent: PARENT,
       jobId: uniqueId('stays'),
@@ -247,7 +247,8 @@ describe('local Batch service with dataDir: job records survive a restart', () =
     // Act
     const [operation] = await first.client.deleteJob({ name: deleted.name as string });
     await operation.promise();
-    const filesAfter = readdirSync(join(dataDir, 'jobs')).length;
+    const filesDuringGrace = readdirSync(join(dataDir, 'jobs')).length;
+    await until(() => readdirSync(join(dataDir, 'jobs')).length === 1);
     await first.stop();
     const second = await start(dataDir);
     const [listed] = await second.client.listJobs({ parent: PARENT });
@@ -255,9 +256,37 @@ describe('local Batch service with dataDir: job records survive a restart', () =
 
     // Assert
     expect(filesBefore).toBe(2);
-    expect(filesAfter).toBe(1);
+    expect(filesDuringGrace).toBe(2);
     expect(listed.map((job) => job.name)).toEqual([kept.name]);
     expect(gone).toBe(status.NOT_FOUND);
+  });
+
+  it('keeps a job deleted just before a restart readable for the rest of its grace period', async () => {
+    // Arrange
+    const dataDir = newDataDir();
+    const first = await start(dataDir, { deletionGraceMs: 60_000 });
+    const [created] = await first.client.createJob({
+      parent: PARENT,
+      jobId: uniqueId('deleting'),
+      job: scriptJob('sleep 30'),
+    });
+    const name = created.name as string;
+    await until(async () => (await first.client.getJob({ name }))[0].status?.state === 'RUNNING');
+    await first.client.deleteJob({ name });
+    await first.stop();
+
+    // Act
+    const second = await start(dataDir, { deletionGraceMs: 60_000 });
+    const [during] = await second.client.getJob({ name });
+    await second.stop();
+    const third = await start(dataDir, { deletionGraceMs: 0 });
+    const after = await codeOf(third.client.getJob({ name }));
+
+    // Assert
+    expect(during.uid).toBe(created.uid);
+    expect(during.status?.state).toBe('DELETION_IN_PROGRESS');
+    expect(after).toBe(status.NOT_FOUND);
+    expect(readdirSync(join(dataDir, 'jobs'))).toEqual([]);
   });
 
   it('skips an unreadable record and leftovers of an interrupted write instead of refusing to start', async () => {

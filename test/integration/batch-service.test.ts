@@ -18,6 +18,8 @@ const PROJECT = 'batchwire-test';
 const REGION = 'europe-west2';
 const PARENT = `projects/${PROJECT}/locations/${REGION}`;
 const IMAGE = 'europe-docker.pkg.dev/batchwire-test/batchwire/echo:latest';
+/** How long a deleted job stays readable here (Batch's own cleanup takes longer). */
+const DELETION_GRACE_MS = 600;
 
 let batch: LocalBatchService;
 let client: BatchServiceClient;
@@ -51,6 +53,7 @@ async function codeOf(promise: Promise<unknown>): Promise<number | undefined> {
 beforeAll(async () => {
   batch = await startBatchService({
     env: { PLATFORM_MARKER: 'from-platform' },
+    deletionGraceMs: DELETION_GRACE_MS,
     images: { [IMAGE]: ['bash', '-c', 'echo "container $0 $1 index=$BATCH_TASK_INDEX"', 'arg0'] },
     onEvent: (e) => activity.push(e),
   });
@@ -76,6 +79,8 @@ describe('local Batch service: the job resource', () => {
     await batch.waitForJob(created.name as string);
     const [operation] = await client.deleteJob({ name: created.name as string });
     await operation.promise();
+    const [deleting] = await client.getJob({ name: created.name as string });
+    await sleep(DELETION_GRACE_MS + 300);
     const afterDelete = await codeOf(client.getJob({ name: created.name as string }));
 
     // Assert
@@ -89,7 +94,38 @@ describe('local Batch service: the job resource', () => {
     expect(got.labels).toEqual({ product: 'demo' });
     expect(listed.map((job) => job.name)).toEqual([created.name]);
     expect(operation.done).toBe(true);
+    expect(deleting.status?.state).toBe('DELETION_IN_PROGRESS');
+    expect(deleting.status?.statusEvents?.at(-1)?.description).toBe(
+      `Job state is set from SUCCEEDED to DELETION_IN_PROGRESS for job ${created.name}.`,
+    );
     expect(afterDelete).toBe(status.NOT_FOUND);
+  });
+
+  it('keeps a deleted job listed and readable as DELETION_IN_PROGRESS for the grace period, taking its id', async () => {
+    // Arrange
+    const jobId = uniqueId('grace');
+    const [created] = await client.createJob({ parent: PARENT, jobId, job: scriptJob('sleep 5') });
+    const name = created.name as string;
+    await client.deleteJob({ name });
+
+    // Act
+    const [again] = await client.deleteJob({ name });
+    const [got] = await client.getJob({ name });
+    const [listed] = await client.listJobs({ parent: PARENT, filter: `name="${name}"` });
+    const recreate = await codeOf(client.createJob({ parent: PARENT, jobId, job: scriptJob('exit 0') }));
+    const cancel = await codeOf(client.cancelJob({ name }));
+    await sleep(DELETION_GRACE_MS + 300);
+    const [listedAfter] = await client.listJobs({ parent: PARENT, filter: `name="${name}"` });
+
+    // Assert
+    expect(again.done).toBe(true);
+    expect(got.uid).toBe(created.uid);
+    expect(got.status?.state).toBe('DELETION_IN_PROGRESS');
+    expect(listed.map((job) => [job.name, job.status?.state])).toEqual([[name, 'DELETION_IN_PROGRESS']]);
+    expect(recreate).toBe(status.ALREADY_EXISTS);
+    expect(cancel).toBe(status.FAILED_PRECONDITION);
+    expect(listedAfter).toEqual([]);
+    expect(await codeOf(client.getJob({ name }))).toBe(status.NOT_FOUND);
   });
 
   it('answers ALREADY_EXISTS for a reused job id, but returns the same job for a repeated requestId', async () => {
@@ -228,7 +264,11 @@ describe('local Batch service: running jobs', () => {
     expect(got.status?.state).toBe('FAILED');
     expect(readFileSync(join(batch.logDir, jobId, 'task-0-attempt-0.log'), 'utf8')).toBe('try 0\n');
     expect(readFileSync(join(batch.logDir, jobId, 'task-0-attempt-1.log'), 'utf8')).toBe('try 1\n');
-    expect(got.status?.statusEvents?.at(-1)?.description).toContain('with exit code 7');
+    expect(got.status?.statusEvents?.at(-1)?.description).toBe(
+      `Job state is set from RUNNING to FAILED for job ${created.name}.Job failed due to task failure. ` +
+        'Specifically, task with index 0 failed due to the following task event: "Task state is updated ' +
+        `from RUNNING to FAILED on zones/${REGION}-local/instances/localhost with exit code 7."`,
+    );
     const runs = task.status?.statusEvents?.filter((event) => event.taskState === 'RUNNING');
     expect(runs).toHaveLength(2);
     expect(task.status?.statusEvents?.at(-1)?.taskExecution?.exitCode).toBe(7);
@@ -278,7 +318,7 @@ describe('local Batch service: running jobs', () => {
 
     // Assert
     expect(readIfExists(logFile)).toBe('started\n');
-    expect(await codeOf(client.getJob({ name: created.name as string }))).toBe(status.NOT_FOUND);
+    expect(await codeOf(client.getJob({ name: created.name as string }))).toBe(status.NOT_FOUND); // grace over
   });
 });
 
