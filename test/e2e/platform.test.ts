@@ -259,6 +259,22 @@ describe('batchwire dev, end to end', () => {
     expect(exists).toBe(true);
   });
 
+  it('reports a flow whose job fails as a failed flow event on the client topic', async () => {
+    const job = `projects/${config.project}/locations/${config.region}/jobs/bw-broken-model-train-initech`;
+    const fired = await fetch(`${platform.env.BATCHWIRE_SCHEDULER_URL}/v1/${job}:run`, { method: 'POST' });
+    const answer = (await fired.json()) as { lastAttempt: { status: number; body: { execution: string } } };
+    expect(answer.lastAttempt.status).toBe(202);
+
+    const event = await topics.initech.next(
+      (e) =>
+        e.type.startsWith('dev.batchwire.flow.') && e.data.execution === answer.lastAttempt.body.execution,
+      90_000,
+    );
+    expect(event.type).toBe('dev.batchwire.flow.failed');
+    expect(event.data.flow).toBe('train');
+    expect(String(event.data.reason)).not.toBe('');
+  });
+
   it('stops everything on Ctrl-C and removes .batchwire/env', async () => {
     const envFile = platform.envFile;
     const code = await platform.stop();

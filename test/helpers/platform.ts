@@ -41,8 +41,12 @@ export async function startCliPlatform(options: {
   config: string;
   extraArgs?: string[];
   timeoutMs?: number;
+  /** Let the platform start (and stop) its own Pub/Sub emulator instead of the test run's. */
+  ownPubSub?: boolean;
+  /** Reuse a working directory (default: a fresh one). */
+  workDir?: string;
 }): Promise<CliPlatform> {
-  const workDir = mkdtempSync(join(tmpdir(), 'batchwire-e2e-'));
+  const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'batchwire-e2e-'));
   const envFile = join(workDir, '.batchwire', 'env');
   const portArgs: string[] = [];
   for (const name of [
@@ -57,13 +61,22 @@ export async function startCliPlatform(options: {
   ]) {
     portArgs.push(`--${name}-port`, String(await freePort()));
   }
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    BATCHWIRE_CONFIG: options.config,
+    METADATA_SERVER_DETECTION: 'none',
+  };
+  if (options.ownPubSub) {
+    delete childEnv.PUBSUB_EMULATOR_HOST;
+    portArgs.push('--pubsub-port', String(await freePort()));
+  }
   let output = '';
   const child: ChildProcess = spawn(
     process.execPath,
     [CLI, 'dev', '--json', ...portArgs, ...(options.extraArgs ?? [])],
     {
       cwd: workDir,
-      env: { ...process.env, BATCHWIRE_CONFIG: options.config, METADATA_SERVER_DETECTION: 'none' },
+      env: childEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
