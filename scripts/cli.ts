@@ -18,25 +18,34 @@ const integer = (value: string) => {
   return n;
 };
 
-const devCommand = program
-  .command('dev')
-  .description('run the whole platform on this machine until Ctrl-C (what `npm start` runs)')
-  .option('--data <dir>', 'keep buckets, messages and job records in this folder across restarts')
-  .option('--json', 'print activity as JSON lines')
-  .option('--verbose', 'also print debug logs and framework output')
-  .option('--no-schedules', 'do not fire flows on their cron schedules');
-for (const [name, port] of Object.entries(DEFAULT_PORTS)) {
-  devCommand.addOption(
-    new Option(`--${kebab(name)}-port <port>`, `port of ${name}`).default(port).argParser(integer),
-  );
+/** `--<service>-port N` for every port of the local platform (dev and demo start it). */
+function withPortOptions(command: Command): Command {
+  for (const [name, port] of Object.entries(DEFAULT_PORTS)) {
+    command.addOption(
+      new Option(`--${kebab(name)}-port <port>`, `port of ${name}`).default(port).argParser(integer),
+    );
+  }
+  return command;
 }
-devCommand.action(async (options: Record<string, unknown>) => {
-  const { dev } = await import('./commands/dev.js');
-  const ports = Object.fromEntries(
+
+function portsFrom(options: Record<string, unknown>): Record<PortName, number> {
+  return Object.fromEntries(
     Object.keys(DEFAULT_PORTS).map((name) => [name, options[`${name}Port`] as number]),
   ) as Record<PortName, number>;
+}
+
+withPortOptions(
+  program
+    .command('dev')
+    .description('run the whole platform on this machine until Ctrl-C (what `npm start` runs)')
+    .option('--data <dir>', 'keep buckets, messages and job records in this folder across restarts')
+    .option('--json', 'print activity as JSON lines')
+    .option('--verbose', 'also print debug logs and framework output')
+    .option('--no-schedules', 'do not fire flows on their cron schedules'),
+).action(async (options: Record<string, unknown>) => {
+  const { dev } = await import('./commands/dev.js');
   await dev({
-    ports,
+    ports: portsFrom(options),
     ...(options.data ? { data: String(options.data) } : {}),
     json: Boolean(options.json),
     verbose: Boolean(options.verbose),
@@ -44,24 +53,28 @@ devCommand.action(async (options: Record<string, unknown>) => {
   });
 });
 
-program
-  .command('demo')
-  .description('start the platform, upload a sample input, follow its job and print the result event')
-  .option('--product <id>', 'product', 'mlops-template')
-  .option('--client <id>', 'client', 'acme')
-  .option('--records <n>', 'records in the sample input', (v) => Number.parseInt(v, 10), 30_000)
-  .option('--timeout <seconds>', 'give up after this long', (v) => Number.parseInt(v, 10), 120)
-  .option('--verbose', 'also show the platform activity')
-  .action(async (options) => {
-    const { demo } = await import('./commands/demo.js');
-    await demo({
-      product: options.product,
-      client: options.client,
-      records: options.records,
-      timeoutSeconds: options.timeout,
-      verbose: Boolean(options.verbose),
-    });
+withPortOptions(
+  program
+    .command('demo')
+    .description(
+      'start the platform (or use the one running here), upload a sample input, follow its job, print the result event',
+    )
+    .option('--product <id>', 'product', 'mlops-template')
+    .option('--client <id>', 'client', 'acme')
+    .option('--records <n>', 'records in the sample input', (v) => Number.parseInt(v, 10), 30_000)
+    .option('--timeout <seconds>', 'give up after this long', (v) => Number.parseInt(v, 10), 120)
+    .option('--verbose', 'also show the platform activity'),
+).action(async (options) => {
+  const { demo } = await import('./commands/demo.js');
+  await demo({
+    ports: portsFrom(options),
+    product: options.product,
+    client: options.client,
+    records: options.records,
+    timeoutSeconds: options.timeout,
+    verbose: Boolean(options.verbose),
   });
+});
 
 program
   .command('upload <file>')
@@ -103,6 +116,26 @@ program
     logs(job);
   });
 
+const schedules = program
+  .command('schedules')
+  .description(
+    "list the scheduler's jobs (one per flow, per client for per-client flows) and when each fires next",
+  )
+  .option('--json', 'as JSON')
+  .action(async (options) => {
+    const { listSchedules } = await import('./commands/schedules.js');
+    await listSchedules(options);
+  });
+schedules
+  .command('run <job>')
+  .description(
+    "fire a scheduler job now, with Cloud Scheduler's headers, as `gcloud scheduler jobs run` does",
+  )
+  .action(async (job: string) => {
+    const { runSchedule } = await import('./commands/schedules.js');
+    await runSchedule(job);
+  });
+
 program
   .command('tail')
   .description("print a client's output events as they arrive")
@@ -117,9 +150,10 @@ program
 program
   .command('validate')
   .description('check batchwire.yaml and every workflow in workflows/')
-  .action(async () => {
+  .option('--workflows <dir>', "check the workflows in this folder instead of the repository's workflows/")
+  .action(async (options: { workflows?: string }) => {
     const { validate } = await import('./commands/validate.js');
-    validate();
+    validate(options.workflows ? { workflowsDir: options.workflows } : {});
   });
 
 function kebab(name: string): string {

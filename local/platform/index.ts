@@ -1,8 +1,10 @@
 import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pino } from 'pino';
 import type { Config } from '../../shared/config/schema.js';
+import { PermanentError } from '../../shared/runtime/errors.js';
 import { createLogger, type Logger } from '../../shared/runtime/logger.js';
 import { startBatchService } from '../batch/server.js';
 import { startEventarcRouter } from '../eventarc/router.js';
@@ -16,8 +18,23 @@ import type { Activity, DevConsole } from './console.js';
 import { removeEnvFile, writeEnvFile } from './env-file.js';
 import { startFunctionProcess } from './function-process.js';
 import { acquireLock } from './lock.js';
-import { DEFAULT_PORTS, type Ports } from './ports.js';
+import { DEFAULT_PORTS, type PortName, type Ports } from './ports.js';
 import { provision } from './provision.js';
+
+/** A port the platform needs is taken; the message names the port and the flag that moves it. */
+export class PortInUseError extends PermanentError {
+  constructor(
+    readonly portName: PortName,
+    readonly port: number,
+    options?: ErrorOptions,
+  ) {
+    const flag = `--${portName.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}-port`;
+    super(
+      `port ${port} (${portName}) is already in use: stop what holds it, or move it with ${flag} <port>`,
+      options,
+    );
+  }
+}
 
 export interface PlatformOptions {
   config: Config;
@@ -77,6 +94,13 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   };
 
   try {
+    // Every port is checked before anything starts: a taken port then costs no half-started
+    // platform, and a functions-framework child that cannot bind never has to be told apart
+    // from one that crashed. (Pub/Sub's port is unused when PUBSUB_EMULATOR_HOST names one.)
+    for (const name of Object.keys(ports) as PortName[]) {
+      if (name === 'pubsub' && process.env.PUBSUB_EMULATOR_HOST) continue;
+      await assertPortFree(name, ports[name]);
+    }
     const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
     const logDir = dataDir ? join(dataDir, 'logs') : mkdtempSync(join(tmpdir(), 'batchwire-logs-'));
 
@@ -234,6 +258,24 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     };
   } catch (err) {
     await stop();
+    // Something took a port between the check and the listen().
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      const port = (err as { port?: number }).port;
+      const name = (Object.keys(ports) as PortName[]).find((key) => ports[key] === port);
+      if (name && port !== undefined) throw new PortInUseError(name, port, { cause: err });
+    }
     throw err;
   }
+}
+
+/** Throws {@link PortInUseError} unless `port` can be bound on loopback (port 0 is always free). */
+async function assertPortFree(name: PortName, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new PortInUseError(name, port, { cause: err }) : err),
+    );
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+  });
 }

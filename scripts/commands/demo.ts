@@ -6,6 +6,7 @@ import type { Message } from '@google-cloud/pubsub';
 import { createDevConsole } from '../../local/platform/console.js';
 import { startPlatform } from '../../local/platform/index.js';
 import { PlatformRunningError } from '../../local/platform/lock.js';
+import type { Ports } from '../../local/platform/ports.js';
 import { grpcClientOptions, storageClientOptions } from '../../shared/clients/endpoints.js';
 import { outputTopic } from '../../shared/domain/output-topic.js';
 import { attachToPlatform, CliError, cliConfig, ROOT_DIR, stateDir } from '../lib/context.js';
@@ -13,6 +14,7 @@ import { formatEvent, type ReceivedEvent, receivedEvent } from '../lib/events.js
 import { uploadFile } from './upload.js';
 
 export interface DemoOptions {
+  ports: Partial<Ports>;
   product: string;
   client: string;
   /** Records in the generated sample input (about 80 bytes each). */
@@ -53,6 +55,7 @@ export async function demo(options: DemoOptions): Promise<void> {
       configPath: path,
       rootDir: ROOT_DIR,
       stateDir: stateDir(),
+      ports: options.ports,
       schedules: false,
       console: devConsole,
     });

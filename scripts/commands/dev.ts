@@ -43,6 +43,7 @@ export async function dev(options: DevOptions): Promise<void> {
       `onUpload ${env.BATCHWIRE_ON_UPLOAD_URL}`,
       `onSchedule ${env.BATCHWIRE_ON_SCHEDULE_URL}`,
       `onComplete ${env.BATCHWIRE_ON_COMPLETE_URL}`,
+      `scheduler ${env.BATCHWIRE_SCHEDULER_URL}`,
       '(also in .batchwire/env; Ctrl-C stops)',
     ].join('  '),
     ...env,

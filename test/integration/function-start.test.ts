@@ -1,0 +1,144 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../helpers/dist.js';
+import { freePort, REPO_ROOT } from '../helpers/platform.js';
+
+/**
+ * The functions as a user starts them: the functions-framework CLI loading the package's main
+ * (dist/functions/index.js), which validates the config at cold start. The preload binds the
+ * server to 127.0.0.1 (the CLI alone listens on every interface) and ends the process when its
+ * stdin ends, so stdin is a pipe held open for the process's life.
+ */
+const FRAMEWORK_MAIN = join(REPO_ROOT, 'node_modules/@google-cloud/functions-framework/build/src/main.js');
+const PRELOAD = join(REPO_ROOT, 'dist/local/platform/function-preload.js');
+
+interface FunctionRun {
+  child: ChildProcess;
+  port: number;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+const running: FunctionRun[] = [];
+let tempDir: string;
+
+async function startFunction(target: string, config: string): Promise<FunctionRun> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    ['--import', PRELOAD, FRAMEWORK_MAIN, `--target=${target}`, `--port=${port}`, `--source=${REPO_ROOT}`],
+    {
+      cwd: tempDir,
+      env: { ...process.env, BATCHWIRE_CONFIG: config, METADATA_SERVER_DETECTION: 'none' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout?.on('data', (chunk) => {
+    output += chunk;
+  });
+  child.stderr?.on('data', (chunk) => {
+    output += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const run = { child, port, output: () => output, exited };
+  running.push(run);
+  return run;
+}
+
+/** Resolves with the exit code, or 'running' if the process is still up after `ms`. */
+function exitWithin(run: FunctionRun, ms: number): Promise<number | null | 'running'> {
+  return Promise.race([run.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), ms))]);
+}
+
+/** Polls until the server answers any HTTP request, or the process dies, or time runs out. */
+async function waitUntilServing(run: FunctionRun, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (run.child.exitCode !== null) throw new Error(`function exited:\n${run.output()}`);
+    try {
+      await fetch(`http://127.0.0.1:${run.port}/`, { method: 'HEAD', signal: AbortSignal.timeout(1000) });
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`function did not answer within ${timeoutMs} ms:\n${run.output()}`);
+}
+
+beforeAll(async () => {
+  await ensureBuilt();
+  tempDir = mkdtempSync(join(tmpdir(), 'batchwire-function-start-'));
+}, 120_000);
+
+afterEach(async () => {
+  for (const run of running.splice(0)) {
+    // Ending stdin is how the preload is told to stop; SIGKILL only if that did not work.
+    run.child.stdin?.end();
+    if ((await exitWithin(run, 5_000)) === 'running') {
+      run.child.kill('SIGKILL');
+      await run.exited;
+    }
+  }
+});
+
+afterAll(() => {
+  rmSync(tempDir, { recursive: true, force: true });
+});
+
+describe('a function started by the functions-framework CLI', () => {
+  it('stops at cold start, naming the bad key, when the config is invalid', async () => {
+    // Arrange
+    const config = join(tempDir, 'bad.yaml');
+    const text = readFileSync(join(REPO_ROOT, 'batchwire.yaml'), 'utf8');
+    expect(text).toMatch(/maxTasks: 8\b/);
+    writeFileSync(config, text.replace(/maxTasks: 8\b/, 'maxTasks: 0'));
+
+    // Act
+    const run = await startFunction('onUpload', config);
+    const code = await exitWithin(run, 10_000);
+
+    // Assert
+    expect(code).not.toBe('running');
+    expect(code).not.toBe(0);
+    expect(run.output()).toContain('products.mlops-template.inference.maxTasks');
+  });
+
+  it('serves onSchedule with the shipped config (a GET is refused with 405)', async () => {
+    // Arrange
+    const run = await startFunction('onSchedule', join(REPO_ROOT, 'batchwire.yaml'));
+    await waitUntilServing(run);
+
+    // Act
+    const response = await fetch(`http://127.0.0.1:${run.port}/`, { signal: AbortSignal.timeout(5000) });
+
+    // Assert
+    expect(response.status).toBe(405);
+    expect(run.output()).toContain('Function: onSchedule');
+  });
+
+  it.each(['onUpload', 'onComplete'])(
+    'serves %s with the shipped config (a malformed event is acked)',
+    async (target) => {
+      // Arrange
+      const run = await startFunction(target, join(REPO_ROOT, 'batchwire.yaml'));
+      await waitUntilServing(run);
+
+      // Act: a structured-mode CloudEvent whose data is not what the trigger sends; the function
+      // decides no retry can cure it, so it acks (204) rather than failing (500).
+      const response = await fetch(`http://127.0.0.1:${run.port}/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+        signal: AbortSignal.timeout(5000),
+      });
+
+      // Assert
+      expect(response.status).toBe(204);
+      expect(run.output()).toContain(`Function: ${target}`);
+    },
+  );
+});
