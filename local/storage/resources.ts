@@ -1,41 +1,6 @@
 import { createHash } from 'node:crypto';
 import { PermanentError } from '../../shared/runtime/errors.js';
 
-/**
- * The GCS JSON API object resource (int64 fields generation/metageneration/size as STRINGS, as
- * GCS and Eventarc send them). Optional fields appear only when set, as in GCS responses.
- */
-export interface StorageObjectResource {
-  kind: 'storage#object';
-  id: string;
-  selfLink: string;
-  mediaLink: string;
-  name: string;
-  bucket: string;
-  generation: string;
-  metageneration: string;
-  contentType: string;
-  storageClass: string;
-  size: string;
-  md5Hash: string;
-  crc32c: string;
-  etag: string;
-  timeCreated: string;
-  updated: string;
-  timeStorageClassUpdated: string;
-  metadata?: Record<string, string>;
-  contentEncoding?: string;
-  contentDisposition?: string;
-  contentLanguage?: string;
-  cacheControl?: string;
-  customTime?: string;
-  temporaryHold?: boolean;
-  eventBasedHold?: boolean;
-  componentCount?: number;
-  timeDeleted?: string;
-  timeFinalized?: string;
-}
-
 /** The object fields a client may set on upload, patch, update, copy or compose. */
 export interface MutableObjectFields {
   contentType?: string;
@@ -49,6 +14,34 @@ export interface MutableObjectFields {
   metadata?: Record<string, string>;
 }
 
+/**
+ * The GCS JSON API object resource (int64 fields generation/metageneration/size as STRINGS, as
+ * GCS and Eventarc send them). Optional fields appear only when set, as in GCS responses.
+ */
+export interface StorageObjectResource extends MutableObjectFields {
+  kind: 'storage#object';
+  id: string;
+  selfLink: string;
+  mediaLink: string;
+  name: string;
+  bucket: string;
+  generation: string;
+  metageneration: string;
+  /** Always present on a resource: `application/octet-stream` when the client set none. */
+  contentType: string;
+  storageClass: string;
+  size: string;
+  md5Hash: string;
+  crc32c: string;
+  etag: string;
+  timeCreated: string;
+  updated: string;
+  timeStorageClassUpdated: string;
+  componentCount?: number;
+  timeDeleted?: string;
+  timeFinalized?: string;
+}
+
 const STRING_FIELDS = [
   'contentType',
   'contentEncoding',
@@ -58,6 +51,12 @@ const STRING_FIELDS = [
   'customTime',
 ] as const;
 const BOOLEAN_FIELDS = ['temporaryHold', 'eventBasedHold'] as const;
+/** Every key of {@link MutableObjectFields}: a request body naming any of them sets object fields. */
+export const MUTABLE_OBJECT_KEYS = [
+  ...STRING_FIELDS,
+  ...BOOLEAN_FIELDS,
+  'metadata',
+] as const satisfies ReadonlyArray<keyof MutableObjectFields>;
 
 /** What the server keeps per object version (persisted as JSON in directory mode). */
 export interface ObjectRecord {

@@ -11,6 +11,7 @@ import {
   applyObjectFields,
   bucketResource,
   invalidArgument,
+  MUTABLE_OBJECT_KEYS,
   type MutableObjectFields,
   type ObjectRecord,
   objectResource,
@@ -252,18 +253,6 @@ function rangeNotSatisfiable(size: number): StorageApiError {
     'Content-Range': `bytes */${size}`,
   });
 }
-
-const MUTABLE_KEYS = [
-  'contentType',
-  'contentEncoding',
-  'contentDisposition',
-  'contentLanguage',
-  'cacheControl',
-  'customTime',
-  'temporaryHold',
-  'eventBasedHold',
-  'metadata',
-];
 
 /** Routes one request to the catalog. Every failure becomes a GCS-shaped error answer. */
 class RequestHandler {
@@ -714,7 +703,7 @@ class RequestHandler {
     );
     // As in GCS: metadata in the body replaces the source's; without any, the source's is copied.
     let fields: MutableObjectFields;
-    if (MUTABLE_KEYS.some((key) => key in body)) {
+    if (MUTABLE_OBJECT_KEYS.some((key) => key in body)) {
       fields = {};
       applyObjectFields(fields, body);
       fields.contentType ??= source.fields.contentType;

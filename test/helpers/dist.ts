@@ -10,6 +10,9 @@ const ENTRY_POINTS = [
   'dist/functions/index.js',
   'dist/scripts/cli.js',
   'dist/local/platform/function-preload.js',
+  'dist/jobs/inference/main.js',
+  'dist/jobs/train/main.js',
+  'dist/jobs/metadata/main.js',
 ];
 const LOCK_DIR = join(REPO_ROOT, 'dist', '.test-build-lock');
 

@@ -144,7 +144,7 @@ export function storageFinalizedEvent(fields: StorageEventFields): HttpEvent {
  * it over) would produce: what the local Eventarc router POSTs.
  */
 export function eventForObject(
-  object: { bucket: string; name: string; generation: string; size: string } & Record<string, unknown>,
+  object: { bucket: string; name: string; generation: string; size: string },
   overrides: { id?: string; time?: string } = {},
 ): HttpEvent {
   const event = storageFinalizedEvent({
@@ -155,4 +155,40 @@ export function eventForObject(
     ...overrides,
   });
   return { headers: event.headers, body: object };
+}
+
+export interface PubSubEventFields {
+  project: string;
+  topic: string;
+  messageId: string;
+  data: Buffer;
+  attributes: Record<string, string>;
+  publishTime: Date;
+}
+
+/**
+ * An Eventarc `google.cloud.pubsub.topic.v1.messagePublished` event for one message (binary
+ * mode), delivered through the `eventarc-on-complete` subscription of `project`.
+ */
+export function pubsubPublishedEvent(fields: PubSubEventFields): HttpEvent {
+  const publishTime = fields.publishTime.toISOString();
+  return {
+    headers: {
+      'content-type': 'application/json',
+      'ce-specversion': '1.0',
+      'ce-id': fields.messageId,
+      'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
+      'ce-source': `//pubsub.googleapis.com/projects/${fields.project}/topics/${fields.topic}`,
+      'ce-time': publishTime,
+    },
+    body: {
+      message: {
+        data: fields.data.toString('base64'),
+        attributes: fields.attributes,
+        messageId: fields.messageId,
+        publishTime,
+      },
+      subscription: `projects/${fields.project}/subscriptions/eventarc-on-complete`,
+    },
+  };
 }

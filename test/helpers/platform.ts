@@ -20,6 +20,31 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The services `batchwire dev` moves with `--<name>-port N` (Pub/Sub aside: the run's emulator serves it). */
+export const PLATFORM_PORT_NAMES = [
+  'storage',
+  'batch',
+  'workflows',
+  'run',
+  'on-upload',
+  'on-schedule',
+  'on-complete',
+  'scheduler',
+] as const;
+
+/** `--<name>-port N` for each name, each N a free loopback port, and the ports by name. */
+export async function freePortArgs(
+  names: readonly string[],
+): Promise<{ args: string[]; ports: Record<string, number> }> {
+  const args: string[] = [];
+  const ports: Record<string, number> = {};
+  for (const name of names) {
+    ports[name] = await freePort();
+    args.push(`--${name}-port`, String(ports[name]));
+  }
+  return { args, ports };
+}
+
 export interface CliPlatform {
   env: Record<string, string>;
   /** Everything the dev process printed so far. */
@@ -48,19 +73,7 @@ export async function startCliPlatform(options: {
 }): Promise<CliPlatform> {
   const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'batchwire-e2e-'));
   const envFile = join(workDir, '.batchwire', 'env');
-  const portArgs: string[] = [];
-  for (const name of [
-    'storage',
-    'batch',
-    'workflows',
-    'run',
-    'on-upload',
-    'on-schedule',
-    'on-complete',
-    'scheduler',
-  ]) {
-    portArgs.push(`--${name}-port`, String(await freePort()));
-  }
+  const { args: portArgs } = await freePortArgs(PLATFORM_PORT_NAMES);
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
     BATCHWIRE_CONFIG: options.config,

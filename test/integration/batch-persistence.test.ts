@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchServiceClient, type protos } from '@google-cloud/batch';
-import { type Message, PubSub } from '@google-cloud/pubsub';
+import { PubSub } from '@google-cloud/pubsub';
 import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -12,6 +12,8 @@ import {
   startBatchService,
 } from '../../local/batch/server.js';
 import { grpcClientOptions } from '../../shared/clients/endpoints.js';
+import { collectingTopic } from '../helpers/pubsub.js';
+import { until } from '../helpers/wait.js';
 
 type IJob = protos.google.cloud.batch.v1.IJob;
 
@@ -71,30 +73,6 @@ async function codeOf(promise: Promise<unknown>): Promise<number | undefined> {
   } catch (err) {
     return (err as { code?: number }).code;
   }
-}
-
-async function until(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/** A topic with a subscription that collects what Batch publishes to it. */
-async function collectingTopic(): Promise<{
-  topicName: string;
-  messages: Message[];
-  close: () => Promise<void>;
-}> {
-  const [topic] = await pubsub.createTopic(uniqueId('restart-notify'));
-  const [subscription] = await topic.createSubscription(uniqueId('restart-notify-sub'));
-  const messages: Message[] = [];
-  subscription.on('message', (message: Message) => {
-    messages.push(message);
-    message.ack();
-  });
-  return { topicName: topic.name, messages, close: () => subscription.close() };
 }
 
 const failedOnly = (topicName: string): Partial<IJob> => ({
@@ -164,7 +142,7 @@ describe('local Batch service with dataDir: job records survive a restart', () =
 
   it('fails a job that was RUNNING when the service stopped, and publishes its FAILED notification', async () => {
     // Arrange: a task that would run far longer than the test.
-    const { topicName, messages, close } = await collectingTopic();
+    const { topicName, messages, close } = await collectingTopic(pubsub, 'restart-notify');
     const dataDir = newDataDir();
     const first = await start(dataDir);
     const [created] = await first.client.createJob({
@@ -200,7 +178,7 @@ describe('local Batch service with dataDir: job records survive a restart', () =
 
   it('holds the restart notifications until released when asked to', async () => {
     // Arrange: execute:false leaves the job QUEUED, as a job the previous process never started.
-    const { topicName, messages, close } = await collectingTopic();
+    const { topicName, messages, close } = await collectingTopic(pubsub, 'restart-notify');
     const dataDir = newDataDir();
     const first = await start(dataDir, { execute: false });
     const [created] = await first.client.createJob({

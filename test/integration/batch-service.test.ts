@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchServiceClient, type protos } from '@google-cloud/batch';
-import { type Message, PubSub } from '@google-cloud/pubsub';
+import { PubSub } from '@google-cloud/pubsub';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -11,6 +11,8 @@ import {
   startBatchService,
 } from '../../local/batch/server.js';
 import { grpcClientOptions } from '../../shared/clients/endpoints.js';
+import { collectingTopic } from '../helpers/pubsub.js';
+import { until } from '../helpers/wait.js';
 
 type IJob = protos.google.cloud.batch.v1.IJob;
 
@@ -323,32 +325,9 @@ describe('local Batch service: running jobs', () => {
 });
 
 describe('local Batch service: notifications', () => {
-  async function topicWithSubscription(): Promise<{
-    topicName: string;
-    messages: Message[];
-    close: () => Promise<void>;
-  }> {
-    const [topic] = await pubsub.createTopic(uniqueId('batch-notify'));
-    const [subscription] = await topic.createSubscription(uniqueId('batch-notify-sub'));
-    const messages: Message[] = [];
-    subscription.on('message', (message: Message) => {
-      messages.push(message);
-      message.ack();
-    });
-    return { topicName: topic.name, messages, close: () => subscription.close() };
-  }
-
-  async function until(predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate()) {
-      if (Date.now() > deadline) throw new Error('timed out waiting');
-      await sleep(25);
-    }
-  }
-
   it('publishes JOB_STATE_CHANGED messages QUEUED, SCHEDULED, RUNNING, SUCCEEDED with Batch attributes and body', async () => {
     // Arrange
-    const { topicName, messages, close } = await topicWithSubscription();
+    const { topicName, messages, close } = await collectingTopic(pubsub, 'batch-notify');
     const jobId = uniqueId('notify');
     const job = scriptJob(
       'exit 0',
@@ -388,7 +367,7 @@ describe('local Batch service: notifications', () => {
 
   it('publishes only the requested state, and task notifications when asked', async () => {
     // Arrange
-    const { topicName, messages, close } = await topicWithSubscription();
+    const { topicName, messages, close } = await collectingTopic(pubsub, 'batch-notify');
     const job = scriptJob(
       'exit 1',
       {},

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/dist.js';
-import { CLI, freePort, REPO_ROOT } from '../helpers/platform.js';
+import { CLI, freePortArgs, PLATFORM_PORT_NAMES, REPO_ROOT } from '../helpers/platform.js';
 
 /** The built CLI (`node dist/scripts/cli.js`, what `npx batchwire` runs), as a user runs it. */
 interface CliResult {
@@ -240,21 +240,11 @@ describe('batchwire dev on a port that is taken', () => {
     // Arrange: every other port free; Pub/Sub is the run's emulator (globalSetup)
     expect(process.env.PUBSUB_EMULATOR_HOST).toBeTruthy();
     const cwd = mkdtempSync(join(tempDir, 'dev-'));
-    const freePorts: Record<string, number> = {};
-    const args = ['dev', '--storage-port', String(takenPort)];
-    for (const name of [
+    const { args: portArgs, ports: freePorts } = await freePortArgs([
       'pubsub',
-      'batch',
-      'workflows',
-      'run',
-      'on-upload',
-      'on-schedule',
-      'on-complete',
-      'scheduler',
-    ]) {
-      freePorts[name] = await freePort();
-      args.push(`--${name}-port`, String(freePorts[name]));
-    }
+      ...PLATFORM_PORT_NAMES.filter((name) => name !== 'storage'),
+    ]);
+    const args = ['dev', '--storage-port', String(takenPort), ...portArgs];
 
     // Act
     const result = await cli(args, {

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../helpers/dist.js';
 
 /**
  * The cold-start rule, through the real entry point (`dist/functions/index.js`, the package's
@@ -126,25 +126,7 @@ async function runChild(script: string): Promise<ChildRun> {
   return { report: JSON.parse(line.slice('BWREPORT '.length)) as Record<string, unknown>, stdout };
 }
 
-/** Newest mtime of the TypeScript sources the entry point is built from. */
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile() && entry.name.endsWith('.ts')) {
-      newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
-    }
-  }
-  return newest;
-}
-
-beforeAll(async () => {
-  const sources = Math.max(newestSource(join(REPO, 'functions')), newestSource(join(REPO, 'shared')));
-  if (existsSync(ENTRY) && statSync(ENTRY).mtimeMs >= sources) return;
-  // tsc emits even when another module has type errors (others may be mid-work): the test
-  // only needs the emitted entry point, so its exit code is not the verdict.
-  await run('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO, timeout: 120_000 }).catch(() => undefined);
-  if (!existsSync(ENTRY)) throw new Error(`build produced no ${ENTRY}`);
-}, 150_000);
+beforeAll(() => ensureBuilt(), 150_000);
 
 describe('cold start of dist/functions/index.js', () => {
   it('detects a client once it is imported, CJS (batch) and ESM (storage) alike (control)', async () => {

@@ -1,60 +1,12 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
 import { type Bucket, Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
+import { ensureBuilt } from '../helpers/dist.js';
+import { runTask, TASKS } from '../helpers/tasks.js';
 
-// The tasks run as the compiled processes that Batch runs. `npm test` builds dist/ before vitest;
-// when dist/jobs is missing or older than jobs/ (a single file run during development), the
-// jobs-only build (about two seconds) brings it up to date.
-const ROOT = join(import.meta.dirname, '../..');
-const INFERENCE = join(ROOT, 'dist/jobs/inference/main.js');
-
-function ensureJobsBuilt(): void {
-  const stale = (dir: string): boolean =>
-    readdirSync(dir, { withFileTypes: true }).some((entry) => {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) return stale(path);
-      if (!entry.name.endsWith('.ts')) return false;
-      const built = join(ROOT, 'dist', relative(ROOT, path)).replace(/\.ts$/, '.js');
-      return !existsSync(built) || statSync(built).mtimeMs < statSync(path).mtimeMs;
-    });
-  if (stale(join(ROOT, 'jobs'))) {
-    execFileSync(
-      process.execPath,
-      [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'jobs/tsconfig.json'],
-      {
-        cwd: ROOT,
-      },
-    );
-  }
-}
-
-interface TaskRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runTask(script: string, env: Record<string, string>): Promise<TaskRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+// The tasks run as the compiled processes that Batch runs: dist/, built by `npm test` before
+// vitest, or by ensureBuilt() when it is missing or stale (a single file run during development).
+const INFERENCE = TASKS.inference;
 
 const BUCKET = 'batchwire-jobs-it';
 let server: LocalStorageServer;
@@ -63,12 +15,12 @@ let bucket: Bucket;
 const finalized: string[] = [];
 
 beforeAll(async () => {
-  ensureJobsBuilt();
+  await ensureBuilt();
   server = await startStorageServer();
   server.onFinalize((object) => finalized.push(object.name));
   storage = new Storage({ apiEndpoint: server.url, projectId: 'batchwire-local' });
   [bucket] = await storage.createBucket(BUCKET);
-});
+}, 120_000);
 
 afterAll(async () => {
   await server?.close();

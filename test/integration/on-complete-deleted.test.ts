@@ -10,13 +10,15 @@ import { type BatchAdapter, createBatchAdapter } from '../../shared/clients/batc
 import { grpcClientOptions } from '../../shared/clients/endpoints.js';
 import { createPubSubPublisher, type PubSubPublisher } from '../../shared/clients/pubsub.js';
 import { createObjectStore } from '../../shared/clients/storage.js';
-import { parseConfig } from '../../shared/config/load.js';
 import { buildInferenceJob } from '../../shared/domain/inference-job.js';
 import { jobIdFor } from '../../shared/domain/job-id.js';
 import { type InferenceResultData, inferenceResultId } from '../../shared/domain/output-event.js';
 import { outputTopic } from '../../shared/domain/output-topic.js';
 import { createLogger } from '../../shared/runtime/logger.js';
-import { type FunctionServer, serveCloudEventFunction } from '../helpers/functions.js';
+import { testConfig } from '../helpers/config.js';
+import { type FunctionServer, pubsubPublishedEvent, serveCloudEventFunction } from '../helpers/functions.js';
+import { collectMessages } from '../helpers/pubsub.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * A job deleted while it runs must still reach its client, as a failure: the local Batch
@@ -33,12 +35,8 @@ const COMPLETION_TOPIC = 'completions';
 const IMAGE = 'europe-docker.pkg.dev/test/batchwire/inference:test';
 const SETTLE_MS = 1_000;
 
-const config = parseConfig(`
-project: ${PROJECT}
-region: ${REGION}
-bucket: ${BUCKET}
-completionTopic: ${COMPLETION_TOPIC}
-products:
+const config = testConfig(
+  `
   mlops-template:
     clients: [acme]
     inference:
@@ -46,7 +44,9 @@ products:
       shardBytes: 1000
       maxTasks: 1
       maxRetryCount: 0
-`);
+`,
+  { project: PROJECT, region: REGION, bucket: BUCKET, completionTopic: COMPLETION_TOPIC },
+);
 
 let storageServer: LocalStorageServer;
 let batchService: LocalBatchService;
@@ -73,18 +73,10 @@ beforeAll(async () => {
   pubsub = new PubSub({ projectId: PROJECT });
   // The job's notifications are pulled here and handed to onComplete by the test, one by one.
   const [completion] = await pubsub.createTopic(COMPLETION_TOPIC);
-  const [notified] = await completion.createSubscription('notifications');
-  notified.on('message', (message: Message) => {
-    notifications.push(message);
-    message.ack();
-  });
+  const notified = await collectMessages(completion, 'notifications', notifications);
   const [output] = await pubsub.createTopic(outputTopic('mlops-template', 'acme'));
-  const [received] = await output.createSubscription('acme-results');
-  received.on('message', (message: Message) => {
-    results.push(message);
-    message.ack();
-  });
-  subscriptions.push(notified, received);
+  const received = await collectMessages(output, 'acme-results', results);
+  subscriptions.push(notified.subscription, received.subscription);
 
   publisher = createPubSubPublisher({ projectId: PROJECT });
   const onComplete = createOnComplete({
@@ -111,39 +103,16 @@ afterAll(async () => {
   await storageServer?.close();
 });
 
-async function waitFor<T>(read: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** A pulled Pub/Sub message as Eventarc delivers it to the function (binary-mode CloudEvent). */
-function eventarcDelivery(message: Message) {
-  const publishTime = message.publishTime.toISOString();
-  return {
-    headers: {
-      'content-type': 'application/json',
-      'ce-specversion': '1.0',
-      'ce-id': message.id,
-      'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
-      'ce-source': `//pubsub.googleapis.com/projects/${PROJECT}/topics/${COMPLETION_TOPIC}`,
-      'ce-time': publishTime,
-    },
-    body: {
-      message: {
-        data: message.data.toString('base64'),
-        attributes: message.attributes,
-        messageId: message.id,
-        publishTime,
-      },
-      subscription: `projects/${PROJECT}/subscriptions/eventarc-on-complete`,
-    },
-  };
-}
+const eventarcDelivery = (message: Message) =>
+  pubsubPublishedEvent({
+    project: PROJECT,
+    topic: COMPLETION_TOPIC,
+    messageId: message.id,
+    data: message.data,
+    attributes: message.attributes,
+    publishTime: message.publishTime,
+  });
 
 describe('onComplete for a job deleted while it ran', () => {
   it('publishes exactly one failed event with job.state DELETED and a reason naming the deletion', async () => {

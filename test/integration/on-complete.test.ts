@@ -12,14 +12,16 @@ import { type BatchAdapter, createBatchAdapter } from '../../shared/clients/batc
 import { grpcClientOptions } from '../../shared/clients/endpoints.js';
 import { createPubSubPublisher, type PubSubPublisher } from '../../shared/clients/pubsub.js';
 import { createObjectStore } from '../../shared/clients/storage.js';
-import { parseConfig } from '../../shared/config/load.js';
 import { buildInferenceJob } from '../../shared/domain/inference-job.js';
 import { jobIdFor } from '../../shared/domain/job-id.js';
 import { outputPrefix } from '../../shared/domain/object-path.js';
 import { type InferenceResultData, inferenceResultId } from '../../shared/domain/output-event.js';
 import { outputTopic } from '../../shared/domain/output-topic.js';
 import { createLogger } from '../../shared/runtime/logger.js';
-import { type FunctionServer, serveCloudEventFunction } from '../helpers/functions.js';
+import { testConfig } from '../helpers/config.js';
+import { type FunctionServer, pubsubPublishedEvent, serveCloudEventFunction } from '../helpers/functions.js';
+import { collectMessages } from '../helpers/pubsub.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * onComplete end to end on the local cloud, with the real clients: the local Batch service runs
@@ -37,12 +39,8 @@ const COMPLETION_TOPIC = 'completions';
 const IMAGE = 'europe-docker.pkg.dev/test/batchwire/inference:test';
 const SETTLE_MS = 1_500;
 
-const config = parseConfig(`
-project: ${PROJECT}
-region: ${REGION}
-bucket: ${BUCKET}
-completionTopic: ${COMPLETION_TOPIC}
-products:
+const config = testConfig(
+  `
   mlops-template:
     clients: [acme, globex, initech]
     inference:
@@ -50,7 +48,9 @@ products:
       shardBytes: 100
       maxTasks: 8
       maxRetryCount: 1
-`);
+`,
+  { project: PROJECT, region: REGION, bucket: BUCKET, completionTopic: COMPLETION_TOPIC },
+);
 
 const ajv = new Ajv2020({ allErrors: true });
 addFormats.default(ajv);
@@ -94,11 +94,7 @@ beforeAll(async () => {
   const [completion] = await pubsub.createTopic(COMPLETION_TOPIC);
   for (const client of ['acme', 'globex'] as const) {
     const [topic] = await pubsub.createTopic(outputTopic('mlops-template', client));
-    const [subscription] = await topic.createSubscription(`${client}-results`);
-    subscription.on('message', (message: Message) => {
-      received[client].push(message);
-      message.ack();
-    });
+    const { subscription } = await collectMessages(topic, `${client}-results`, received[client]);
     subscriptions.push(subscription);
   }
   // initech's output topic is deliberately missing.
@@ -173,16 +169,6 @@ async function submitJob(
   return { ...created, jobId, prefix };
 }
 
-async function waitFor<T>(read: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 /** The job states of the notifications onComplete handled for a job, in order. */
 const statesHandled = (uid: string) =>
   handled.filter((h) => h.attributes.JobUID === uid && !h.failed).map((h) => h.attributes.NewJobState);
@@ -192,28 +178,15 @@ const forJob = (client: string, jobId: string) =>
 const parse = (message: Message) => JSON.parse(message.data.toString('utf8')) as InferenceResultData;
 
 /** A Batch notification as Eventarc delivers it to the function (binary-mode CloudEvent). */
-function eventarcNotification(attributes: Record<string, string>, messageId: string = randomUUID()) {
-  const publishTime = new Date().toISOString();
-  return {
-    headers: {
-      'content-type': 'application/json',
-      'ce-specversion': '1.0',
-      'ce-id': messageId,
-      'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
-      'ce-source': `//pubsub.googleapis.com/projects/${PROJECT}/topics/${COMPLETION_TOPIC}`,
-      'ce-time': publishTime,
-    },
-    body: {
-      message: {
-        data: Buffer.from('Job state was updated').toString('base64'),
-        attributes,
-        messageId,
-        publishTime,
-      },
-      subscription: `projects/${PROJECT}/subscriptions/eventarc-on-complete`,
-    },
-  };
-}
+const eventarcNotification = (attributes: Record<string, string>, messageId: string = randomUUID()) =>
+  pubsubPublishedEvent({
+    project: PROJECT,
+    topic: COMPLETION_TOPIC,
+    messageId,
+    data: Buffer.from('Job state was updated'),
+    attributes,
+    publishTime: new Date(),
+  });
 
 const jobAttributes = (job: { name: string; uid: string }, state: string) => ({
   Type: 'JOB_STATE_CHANGED',
@@ -355,12 +328,7 @@ describe('onComplete (Eventarc delivery)', () => {
 
     // Arrange: the topic is created (client onboarded) and a subscriber listens
     const [topic] = await pubsub.createTopic(outputTopic('mlops-template', 'initech'));
-    const [subscription] = await topic.createSubscription('initech-results');
-    const initech: Message[] = [];
-    subscription.on('message', (message: Message) => {
-      initech.push(message);
-      message.ack();
-    });
+    const { subscription, messages: initech } = await collectMessages(topic, 'initech-results');
     subscriptions.push(subscription);
 
     // Act: the trigger retries the same message

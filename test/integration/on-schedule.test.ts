@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { http } from '@google-cloud/functions-framework';
-import { type Message, PubSub, type Subscription } from '@google-cloud/pubsub';
+import { PubSub, type Subscription } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOnSchedule } from '../../functions/on-schedule.js';
@@ -14,9 +14,11 @@ import { type LocalWorkflowsService, startWorkflowsService } from '../../local/w
 import { RunJobsAdapter } from '../../shared/clients/run.js';
 import { createObjectStore } from '../../shared/clients/storage.js';
 import { WorkflowsExecutionsAdapter } from '../../shared/clients/workflows.js';
-import { parseConfig } from '../../shared/config/load.js';
 import { claimObjectName, dedupeKey, startedObjectName } from '../../shared/domain/flow-start.js';
+import { repoConfig } from '../helpers/config.js';
 import { type FunctionServer, startFunction } from '../helpers/functions.js';
+import { subscribe } from '../helpers/pubsub.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * onSchedule under functions-framework, with the real Workflows, Run, Storage and Pub/Sub
@@ -27,14 +29,11 @@ import { type FunctionServer, startFunction } from '../helpers/functions.js';
 const REPO = join(import.meta.dirname, '..', '..');
 const IMAGES = 'europe-docker.pkg.dev/batchwire-local/batchwire';
 const completionTopic = `bw-it-completions-${randomBytes(4).toString('hex')}`;
-const config = parseConfig(
-  readFileSync(join(REPO, 'batchwire.yaml'), 'utf8')
-    .replace(/^completionTopic: .*$/m, `completionTopic: ${completionTopic}`)
-    .replace(
-      'flows:\n',
-      'flows:\n      refit:\n        target: { runJob: refit-job, args: [--epochs, "1"] }\n        scope: client\n',
-    ),
-);
+const config = repoConfig({
+  completionTopic,
+  extraFlows:
+    '      refit:\n        target: { runJob: refit-job, args: [--epochs, "1"] }\n        scope: client\n',
+});
 
 // Stand-ins for the flow images: exit 0, or 1 when the run's params say `fail: true`.
 const TASK = `
@@ -68,15 +67,12 @@ const tick = (jobName: string, scheduleTime: string) => ({
   'user-agent': 'Google-Cloud-Scheduler',
 });
 
-async function completionOf(execution: string, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const found = completions.find((message) => message.data.execution === execution);
-    if (found) return found;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`no FLOW_COMPLETED message for ${execution}`);
-}
+const completionOf = (execution: string) =>
+  waitFor(
+    () => completions.find((message) => message.data.execution === execution),
+    `the FLOW_COMPLETED message for ${execution}`,
+    20_000,
+  );
 
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'on-schedule-it-'));
@@ -108,10 +104,8 @@ beforeAll(async () => {
   await new Storage({ apiEndpoint: storage.url, projectId: config.project }).createBucket(config.bucket);
   pubsub = new PubSub({ projectId: config.project });
   const [topic] = await pubsub.createTopic(completionTopic);
-  [subscription] = await topic.createSubscription(`${completionTopic}-test`);
-  subscription.on('message', (message: Message) => {
+  subscription = await subscribe(topic, `${completionTopic}-test`, (message) => {
     completions.push({ data: JSON.parse(message.data.toString('utf8')), attributes: message.attributes });
-    message.ack();
   });
   const jobs = new RunJobsAdapter({ env: { RUN_EMULATOR_HOST: run.host } });
   const parent = `projects/${config.project}/locations/${config.region}`;

@@ -13,13 +13,13 @@ import { type BatchAdapter, createBatchAdapter } from '../../shared/clients/batc
 import { grpcClientOptions } from '../../shared/clients/endpoints.js';
 import { GrpcCode } from '../../shared/clients/grpc-errors.js';
 import { createObjectStore } from '../../shared/clients/storage.js';
-import { parseConfig } from '../../shared/config/load.js';
 import { readTaskContract } from '../../shared/domain/batch-job.js';
 import { jobIdFor } from '../../shared/domain/job-id.js';
 import { objectUri } from '../../shared/domain/object-path.js';
 import type { Rejection } from '../../shared/domain/rejection.js';
 import { AlreadyExistsError, NotFoundError, TransientError } from '../../shared/runtime/errors.js';
 import { createLogger } from '../../shared/runtime/logger.js';
+import { testConfig } from '../helpers/config.js';
 import {
   eventForObject,
   type FunctionServer,
@@ -37,13 +37,8 @@ const REGION = 'europe-west2';
 const BUCKET = 'it-uploads';
 const PARENT = `projects/${PROJECT}/locations/${REGION}`;
 
-const CONFIG = parseConfig(`
-project: ${PROJECT}
-region: ${REGION}
-bucket: ${BUCKET}
-completionTopic: it-completions
-maxEventAgeSeconds: 3600
-products:
+const CONFIG = testConfig(
+  `
   mlops-template:
     clients: [acme, globex]
     serviceAccount: runner@${PROJECT}.iam.gserviceaccount.com
@@ -60,7 +55,15 @@ products:
       maxRetryCount: 1
       maxRunDuration: 1800s
       env: { MODEL: small }
-`);
+`,
+  {
+    project: PROJECT,
+    region: REGION,
+    bucket: BUCKET,
+    completionTopic: 'it-completions',
+    maxEventAgeSeconds: 3600,
+  },
+);
 
 type Job = protos.google.cloud.batch.v1.IJob;
 

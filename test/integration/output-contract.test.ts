@@ -10,7 +10,6 @@ import { type LocalStorageServer, startStorageServer } from '../../local/storage
 import type { ObjectStore } from '../../shared/clients/ports.js';
 import { createPubSubPublisher, type PubSubPublisher } from '../../shared/clients/pubsub.js';
 import { createObjectStore } from '../../shared/clients/storage.js';
-import { parseConfig } from '../../shared/config/load.js';
 import { handleCompletion } from '../../shared/domain/completion.js';
 import {
   EVENT_TYPES,
@@ -25,6 +24,8 @@ import { outputTopic } from '../../shared/domain/output-topic.js';
 import type { Rejection } from '../../shared/domain/rejection.js';
 import { TransientError } from '../../shared/runtime/errors.js';
 import { createLogger } from '../../shared/runtime/logger.js';
+import { testConfig } from '../helpers/config.js';
+import { collectMessages } from '../helpers/pubsub.js';
 
 /**
  * The output contract as a consumer meets it: every event type is published by the platform's
@@ -38,18 +39,16 @@ const BUCKET = 'contract-bucket';
 const TOPIC = outputTopic('mlops-template', 'acme');
 const log = createLogger({ level: 'silent' });
 
-const config = parseConfig(`
-project: ${PROJECT}
-region: europe-west2
-bucket: ${BUCKET}
-completionTopic: completions
-products:
+const config = testConfig(
+  `
   mlops-template:
     clients: [acme, globex]
     inference: { image: img }
     flows:
       metadata: { target: { workflow: metadata }, scope: product }
-`);
+`,
+  { project: PROJECT, bucket: BUCKET },
+);
 
 const SCHEMA_DIR = new URL('../../shared/contracts/schemas/', import.meta.url);
 const ajv = new Ajv2020({ allErrors: true, strict: true });
@@ -75,11 +74,7 @@ beforeAll(async () => {
   pubsub = new PubSub({ projectId: PROJECT });
   const [topic] = await pubsub.createTopic(TOPIC);
   await pubsub.createTopic(outputTopic('mlops-template', 'globex'));
-  [subscription] = await topic.createSubscription('consumer');
-  subscription.on('message', (message: Message) => {
-    messages.push(message);
-    message.ack();
-  });
+  ({ subscription } = await collectMessages(topic, 'consumer', messages));
   publisher = createPubSubPublisher({ projectId: PROJECT });
 });
 

@@ -1,59 +1,17 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
 import { type Bucket, Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
+import { ensureBuilt } from '../helpers/dist.js';
+import { runTask as runCompiledTask, TASKS } from '../helpers/tasks.js';
 
-// As in inference-task.test.ts: the compiled tasks, rebuilt (jobs/ only) when dist/ is stale.
-const ROOT = join(import.meta.dirname, '../..');
-const TRAIN = join(ROOT, 'dist/jobs/train/main.js');
-const INFERENCE = join(ROOT, 'dist/jobs/inference/main.js');
-const METADATA = join(ROOT, 'dist/jobs/metadata/main.js');
+// As in inference-task.test.ts: the compiled tasks, built by ensureBuilt() when dist/ is stale.
+const TRAIN = TASKS.train;
+const INFERENCE = TASKS.inference;
+const METADATA = TASKS.metadata;
 
-function ensureJobsBuilt(): void {
-  const stale = (dir: string): boolean =>
-    readdirSync(dir, { withFileTypes: true }).some((entry) => {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) return stale(path);
-      if (!entry.name.endsWith('.ts')) return false;
-      const built = join(ROOT, 'dist', relative(ROOT, path)).replace(/\.ts$/, '.js');
-      return !existsSync(built) || statSync(built).mtimeMs < statSync(path).mtimeMs;
-    });
-  if (stale(join(ROOT, 'jobs'))) {
-    execFileSync(
-      process.execPath,
-      [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'jobs/tsconfig.json'],
-      {
-        cwd: ROOT,
-      },
-    );
-  }
-}
-
-function runTask(
-  script: string,
-  env: Record<string, string>,
-): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        METADATA_SERVER_DETECTION: 'none',
-        STORAGE_EMULATOR_HOST: server.url,
-        ...env,
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stderr }));
-  });
-}
+/** Runs a compiled task against this file's local GCS server. */
+const runTask = (script: string, env: Record<string, string>) =>
+  runCompiledTask(script, { STORAGE_EMULATOR_HOST: server.url, ...env });
 
 const BUCKET = 'batchwire-train-it';
 let server: LocalStorageServer;
@@ -65,7 +23,7 @@ async function readJson(name: string): Promise<Record<string, unknown>> {
 }
 
 beforeAll(async () => {
-  ensureJobsBuilt();
+  await ensureBuilt();
   server = await startStorageServer();
   const storage = new Storage({ apiEndpoint: server.url, projectId: 'batchwire-local' });
   [bucket] = await storage.createBucket(BUCKET);
@@ -74,7 +32,7 @@ beforeAll(async () => {
     .save('{"text":"the cat sat"}\n{"text":"The  cat ran"}\nbad\n');
   await bucket.file('mlops-template/acme/inputs/b.csv').save('id,text\n1,"a dog, the end"\n');
   await bucket.file('mlops-template/acme/inputs/ignored.txt').save('not a dataset');
-});
+}, 120_000);
 
 afterAll(async () => {
   await server?.close();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Message, PubSub } from '@google-cloud/pubsub';
+import { PubSub } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type LocalBatchService, startBatchService } from '../../local/batch/server.js';
@@ -14,6 +14,8 @@ import {
   parseWorkflow,
   systemClock,
 } from '../../local/workflows/index.js';
+import { collectMessages } from '../helpers/pubsub.js';
+import { waitFor } from '../helpers/wait.js';
 
 const PROJECT = 'batchwire-local';
 const REGION = 'europe-west2';
@@ -214,15 +216,7 @@ describe('Workflows connectors against the Pub/Sub emulator', () => {
     // Arrange: a topic and subscription made with the real client; the connectors must not
     // depend on process.env to find the emulator.
     const [topic] = await pubsub.createTopic(uniqueId('wf-topic'));
-    const [subscription] = await topic.createSubscription(uniqueId('wf-sub'));
-    const received: Message[] = [];
-    const arrived = new Promise<void>((resolve) => {
-      subscription.on('message', (message: Message) => {
-        message.ack();
-        received.push(message);
-        resolve();
-      });
-    });
+    const { subscription, messages: received } = await collectMessages(topic, uniqueId('wf-sub'));
     const saved = process.env.PUBSUB_EMULATOR_HOST;
     delete process.env.PUBSUB_EMULATOR_HOST;
 
@@ -245,7 +239,7 @@ describe('Workflows connectors against the Pub/Sub emulator', () => {
     } finally {
       process.env.PUBSUB_EMULATOR_HOST = saved;
     }
-    await arrived;
+    await waitFor(() => received[0], 'the published message', 30_000);
     await new Promise((resolve) => setTimeout(resolve, 300));
     await subscription.close();
 

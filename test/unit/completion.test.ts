@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ObjectStore, Publisher } from '../../shared/clients/ports.js';
-import { parseConfig } from '../../shared/config/load.js';
+import type { Publisher } from '../../shared/clients/ports.js';
 import {
   type CompletionDeps,
   type CompletionMessage,
@@ -26,13 +25,10 @@ import {
 } from '../../shared/domain/output-event.js';
 import { MalformedEventError, NotFoundError, TransientError } from '../../shared/runtime/errors.js';
 import { createLogger } from '../../shared/runtime/logger.js';
+import { testConfig } from '../helpers/config.js';
+import { MemoryStore } from '../helpers/fakes.js';
 
-const CONFIG = parseConfig(`
-project: test-project
-region: europe-west2
-bucket: test-bucket
-completionTopic: completions
-products:
+const CONFIG = testConfig(`
   mlops-template:
     clients: [acme, globex]
     inference:
@@ -100,23 +96,6 @@ function finishedJob(
     updateTime: ts('2024-05-01T10:02:06Z'),
     ...overrides,
   };
-}
-
-class MemoryStore implements ObjectStore {
-  readonly objects = new Map<string, string>();
-  async createIfAbsent(name: string, body: string): Promise<boolean> {
-    if (this.objects.has(name)) return false;
-    this.objects.set(name, body);
-    return true;
-  }
-  async readText(name: string): Promise<string | undefined> {
-    return this.objects.get(name);
-  }
-  async list(prefix: string): Promise<Array<{ name: string; size: number }>> {
-    return [...this.objects]
-      .filter(([name]) => name.startsWith(prefix))
-      .map(([name, body]) => ({ name, size: Buffer.byteLength(body) }));
-  }
 }
 
 class RecordingPublisher implements Publisher {

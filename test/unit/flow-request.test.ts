@@ -1,14 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../shared/config/load.js';
 import { InvalidFlowRequestError, parseFlowRequest } from '../../shared/domain/flow-request.js';
+import { repoConfig } from '../helpers/config.js';
 
-const config = parseConfig(
-  `${readFileSync('batchwire.yaml', 'utf8')}`.replace(
-    'flows:\n',
-    'flows:\n      refit:\n        target: { runJob: refit-job, args: [--fast] }\n        scope: client\n        params: { epochs: 3, lr: 0.1 }\n',
-  ),
-);
+const config = repoConfig({
+  extraFlows:
+    '      refit:\n        target: { runJob: refit-job, args: [--fast] }\n        scope: client\n        params: { epochs: 3, lr: 0.1 }\n',
+});
 
 describe('parseFlowRequest', () => {
   it('accepts a client-scoped flow naming a configured client, merging params over the configured ones', () => {

@@ -1,7 +1,4 @@
-import { readFileSync } from 'node:fs';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { ObjectStore } from '../../shared/clients/ports.js';
-import { parseConfig } from '../../shared/config/load.js';
 import { parseFlowRequest } from '../../shared/domain/flow-request.js';
 import {
   CLAIM_LABEL,
@@ -15,13 +12,12 @@ import {
   startFlow,
   triggerFromHeaders,
 } from '../../shared/domain/flow-start.js';
+import { repoConfig } from '../helpers/config.js';
+import { MemoryStore } from '../helpers/fakes.js';
 
-const config = parseConfig(
-  readFileSync('batchwire.yaml', 'utf8').replace(
-    'flows:\n',
-    'flows:\n      refit:\n        target: { runJob: refit-job, args: [--fast] }\n        scope: client\n',
-  ),
-);
+const config = repoConfig({
+  extraFlows: '      refit:\n        target: { runJob: refit-job, args: [--fast] }\n        scope: client\n',
+});
 
 const train = parseFlowRequest(
   { flow: 'train', product: 'mlops-template', client: 'acme', params: { epochs: 2 } },
@@ -37,23 +33,6 @@ const tick = {
   jobName: 'bw-mlops-template-train-acme',
   scheduleTime: '2025-03-01T04:00:00Z',
 } as const;
-
-class MemoryStore implements ObjectStore {
-  objects = new Map<string, string>();
-  async createIfAbsent(name: string, body: string): Promise<boolean> {
-    if (this.objects.has(name)) return false;
-    this.objects.set(name, body);
-    return true;
-  }
-  async readText(name: string): Promise<string | undefined> {
-    return this.objects.get(name);
-  }
-  async list(prefix: string) {
-    return [...this.objects]
-      .filter(([n]) => n.startsWith(prefix))
-      .map(([name, body]) => ({ name, size: body.length }));
-  }
-}
 
 class RecordingExecutions implements FlowExecutions {
   started: Array<{ workflow: string; argument: unknown; labels: Record<string, string>; name: string }> = [];

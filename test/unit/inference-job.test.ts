@@ -1,6 +1,5 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../shared/config/load.js';
 import { parseDuration, readTaskContract } from '../../shared/domain/batch-job.js';
 import {
   buildInferenceJob,
@@ -8,26 +7,10 @@ import {
   labelValue,
   taskCountFor,
 } from '../../shared/domain/inference-job.js';
+import { anyText } from '../helpers/arbitraries.js';
+import { testConfig } from '../helpers/config.js';
 
-/**
- * Any text: Unicode graphemes (non-BMP, combining) and C0/C1 control characters. Cheaper than
- * fast-check's 'binary' unit, whose first use costs most of a second.
- */
-const anyText = (maxLength: number) =>
-  fc.string({
-    unit: fc.oneof(
-      fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }),
-      fc.integer({ min: 0, max: 0x9f }).map((code) => String.fromCharCode(code)),
-    ),
-    maxLength,
-  });
-
-const CONFIG = parseConfig(`
-project: test-project
-region: europe-west2
-bucket: test-bucket
-completionTopic: completions
-products:
+const CONFIG = testConfig(`
   mlops-template:
     clients: [acme, globex]
     serviceAccount: runner@test-project.iam.gserviceaccount.com

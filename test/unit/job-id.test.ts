@@ -7,19 +7,7 @@ import {
   requestIdFor,
   uuidV5,
 } from '../../shared/domain/job-id.js';
-
-/**
- * Any text: Unicode graphemes (non-BMP, combining) and C0/C1 control characters. Cheaper than
- * fast-check's 'binary' unit, whose first use costs most of a second.
- */
-const anyText = (maxLength: number) =>
-  fc.string({
-    unit: fc.oneof(
-      fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }),
-      fc.integer({ min: 0, max: 0x9f }).map((code) => String.fromCharCode(code)),
-    ),
-    maxLength,
-  });
+import { anyText } from '../helpers/arbitraries.js';
 
 const UUID_V5 = /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 

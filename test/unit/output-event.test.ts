@@ -4,7 +4,6 @@ import addFormats from 'ajv-formats';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ObjectStore, Publisher } from '../../shared/clients/ports.js';
-import { parseConfig } from '../../shared/config/load.js';
 import {
   DATA_SCHEMAS,
   EVENT_TYPES,
@@ -23,6 +22,7 @@ import {
 import { outputTopic } from '../../shared/domain/output-topic.js';
 import type { Rejection } from '../../shared/domain/rejection.js';
 import { createLogger } from '../../shared/runtime/logger.js';
+import { testConfig } from '../helpers/config.js';
 
 const SCHEMA_DIR = new URL('../../shared/contracts/schemas/', import.meta.url);
 const ajv = new Ajv2020({ allErrors: true, strict: true });
@@ -225,16 +225,14 @@ describe('flow and rejection events', () => {
 });
 
 describe('publishRejection', () => {
-  const config = parseConfig(`
-project: p-123456
-region: europe-west2
-bucket: bucket-1
-completionTopic: completions
-products:
+  const config = testConfig(
+    `
   mlops-template:
     clients: [acme]
     inference: { image: img }
-`);
+`,
+    { project: 'p-123456', bucket: 'bucket-1' },
+  );
   const setup = () => {
     const objects = new Map<string, string>();
     const store: ObjectStore = {

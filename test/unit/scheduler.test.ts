@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   type HttpPost,
@@ -7,9 +6,9 @@ import {
   schedulerJobs,
   startScheduler,
 } from '../../local/scheduler/scheduler.js';
-import { parseConfig } from '../../shared/config/load.js';
+import { repoConfig } from '../helpers/config.js';
 
-const config = parseConfig(readFileSync('batchwire.yaml', 'utf8'));
+const config = repoConfig();
 
 /** A clock whose time moves only when the test advances it; due timers run in order. */
 class FakeClock implements SchedulerClock {

@@ -1,6 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { ObjectStore } from '../../shared/clients/ports.js';
-import { parseConfig } from '../../shared/config/load.js';
 import type { BatchJob, BatchJobs, CreatedJob } from '../../shared/domain/batch-job.js';
 import { JOB_ID_PATTERN } from '../../shared/domain/job-id.js';
 import type { Rejection } from '../../shared/domain/rejection.js';
@@ -18,13 +16,10 @@ import {
   TransientError,
 } from '../../shared/runtime/errors.js';
 import { createLogger, type Logger } from '../../shared/runtime/logger.js';
+import { testConfig } from '../helpers/config.js';
+import { MemoryStore } from '../helpers/fakes.js';
 
-const CONFIG = parseConfig(`
-project: test-project
-region: europe-west2
-bucket: test-bucket
-completionTopic: completions
-products:
+const CONFIG = testConfig(`
   mlops-template:
     clients: [acme, globex]
     inference:
@@ -59,23 +54,6 @@ class FakeBatch implements BatchJobs {
 
   async getJob(): Promise<never> {
     throw new Error('not used');
-  }
-}
-
-class MemoryStore implements ObjectStore {
-  readonly objects = new Map<string, string>();
-  async createIfAbsent(name: string, body: string): Promise<boolean> {
-    if (this.objects.has(name)) return false;
-    this.objects.set(name, body);
-    return true;
-  }
-  async readText(name: string): Promise<string | undefined> {
-    return this.objects.get(name);
-  }
-  async list(prefix: string) {
-    return [...this.objects]
-      .filter(([n]) => n.startsWith(prefix))
-      .map(([name, b]) => ({ name, size: b.length }));
   }
 }
 
