@@ -4,6 +4,8 @@
  * strings). Only the fields the service reads or writes are typed; the rest pass through.
  */
 
+import type { BatchJobState } from '../../shared/domain/batch-job.js';
+
 export interface Timestamp {
   seconds: string;
   nanos: number;
@@ -14,16 +16,8 @@ export interface Duration {
   nanos: number;
 }
 
-export type JobState =
-  | 'STATE_UNSPECIFIED'
-  | 'QUEUED'
-  | 'SCHEDULED'
-  | 'RUNNING'
-  | 'SUCCEEDED'
-  | 'FAILED'
-  | 'DELETION_IN_PROGRESS'
-  | 'CANCELLATION_IN_PROGRESS'
-  | 'CANCELLED';
+/** Job states as Batch reports them: the same type the core reads them as. */
+export type JobState = BatchJobState;
 
 export type TaskState =
   | 'STATE_UNSPECIFIED'

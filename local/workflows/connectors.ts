@@ -4,6 +4,7 @@ import {
   storageClientOptions,
 } from '../../shared/clients/endpoints.js';
 import { WorkflowException } from './errors.js';
+import { systemClock } from './execute.js';
 import type { Connector, ConnectorRegistry } from './types.js';
 import { isMap } from './values.js';
 
@@ -158,21 +159,6 @@ function requireString(args: Record<string, unknown>, name: string, connector: s
   return value;
 }
 
-function abortable(signal: AbortSignal | undefined, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 interface Polling {
   skip: boolean;
   timeoutMs: number;
@@ -215,7 +201,7 @@ async function poll<T>(
         tags: ['TimeoutError'],
       });
     }
-    await abortable(signal, delay * 1000);
+    await systemClock.sleep(delay * 1000, signal);
     delay = Math.min(delay * polling.multiplier, polling.maxDelay);
   }
 }
@@ -370,7 +356,7 @@ export function createLocalConnectors(options: LocalConnectorOptions): Connector
         ([execution]: unknown[]) => ({ ok: true as const, execution }),
         (error: unknown) => ({ ok: false as const, error }),
       );
-      const timeout = abortable(signal, polling.timeoutMs).then(() => 'timeout' as const);
+      const timeout = systemClock.sleep(polling.timeoutMs, signal).then(() => 'timeout' as const);
       const outcome = await Promise.race([waited, timeout]);
       if (outcome === 'timeout') {
         throw new WorkflowException({

@@ -4,12 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Message } from '@google-cloud/pubsub';
 import { createDevConsole } from '../../local/platform/console.js';
-import { startPlatform } from '../../local/platform/index.js';
 import { PlatformRunningError } from '../../local/platform/lock.js';
 import type { Ports } from '../../local/platform/ports.js';
 import { grpcClientOptions, storageClientOptions } from '../../shared/clients/endpoints.js';
 import { outputTopic } from '../../shared/domain/output-topic.js';
-import { attachToPlatform, CliError, cliConfig, ROOT_DIR, stateDir } from '../lib/context.js';
+import { attachToPlatform, CliError, cliConfig, startLocalPlatform } from '../lib/context.js';
 import { formatEvent, type ReceivedEvent, receivedEvent } from '../lib/events.js';
 import { uploadFile } from './upload.js';
 
@@ -29,7 +28,7 @@ export interface DemoOptions {
  * prints the result event from the client's output topic and a few output lines.
  */
 export async function demo(options: DemoOptions): Promise<void> {
-  const { config, path } = cliConfig();
+  const { config } = cliConfig();
   const out = (line: string) => process.stdout.write(`${line}\n`);
   const started = Date.now();
   const seconds = () => ((Date.now() - started) / 1000).toFixed(1);
@@ -50,11 +49,7 @@ export async function demo(options: DemoOptions): Promise<void> {
     out(
       '▶ starting the local platform (Pub/Sub emulator, Cloud Storage, Batch, Workflows, Run, three functions)…',
     );
-    const platform = await startPlatform({
-      config,
-      configPath: path,
-      rootDir: ROOT_DIR,
-      stateDir: stateDir(),
+    const platform = await startLocalPlatform({
       ports: options.ports,
       schedules: false,
       console: devConsole,

@@ -1,7 +1,6 @@
 import { createDevConsole } from '../../local/platform/console.js';
-import { startPlatform } from '../../local/platform/index.js';
 import type { Ports } from '../../local/platform/ports.js';
-import { cliConfig, ROOT_DIR, stateDir } from '../lib/context.js';
+import { cliConfig, startLocalPlatform } from '../lib/context.js';
 
 export interface DevOptions {
   data?: string;
@@ -19,11 +18,7 @@ export async function dev(options: DevOptions): Promise<void> {
     kind: 'platform',
     message: `starting Batchwire for project ${config.project} (config ${path})`,
   });
-  const platform = await startPlatform({
-    config,
-    configPath: path,
-    rootDir: ROOT_DIR,
-    stateDir: stateDir(),
+  const platform = await startLocalPlatform({
     ports: options.ports,
     ...(options.data ? { dataDir: options.data } : {}),
     schedules: options.schedules ?? true,

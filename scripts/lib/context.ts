@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseEnvFile } from '../../local/platform/env-file.js';
+import { type PlatformOptions, type RunningPlatform, startPlatform } from '../../local/platform/index.js';
 import { configPath, loadConfig } from '../../shared/config/load.js';
 import type { Config } from '../../shared/config/schema.js';
 
@@ -48,4 +49,15 @@ export function readPlatformEnv(): Record<string, string> | undefined {
   const path = join(stateDir(), 'env');
   if (!existsSync(path)) return undefined;
   return parseEnvFile(readFileSync(path, 'utf8'));
+}
+
+/**
+ * Starts the local platform for this working directory: the config the CLI uses, the package's
+ * functions and workflows, and the state folder `.batchwire/`.
+ */
+export function startLocalPlatform(
+  options: Omit<PlatformOptions, 'config' | 'configPath' | 'rootDir' | 'stateDir'>,
+): Promise<RunningPlatform> {
+  const { config, path } = cliConfig();
+  return startPlatform({ ...options, config, configPath: path, rootDir: ROOT_DIR, stateDir: stateDir() });
 }
