@@ -32,7 +32,7 @@ export function createOnUpload(deps: OnUploadDeps): (event: CloudEventV1<unknown
         return;
       }
       const object = parseUploadEventData(event.data);
-      await handleUpload(object, deps, log);
+      await handleUpload(object, deps, log, event.id);
     },
     {
       project: deps.config.project,
@@ -62,7 +62,13 @@ export function onUploadDeps(config: Config, log: Logger = logger): OnUploadDeps
     batch: createBatchAdapter({ project: config.project, region: config.region }),
     store,
     onRejected: async (rejection, context) => {
-      await publishRejection(rejection, { config, store, publisher, log: context.log });
+      await publishRejection(rejection, {
+        config,
+        store,
+        publisher,
+        log: context.log,
+        ...(context.deliveryId ? { deliveryId: context.deliveryId } : {}),
+      });
     },
   };
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Message, PubSub, Subscription } from '@google-cloud/pubsub';
+import { Duration, type Message, type PubSub, type Subscription } from '@google-cloud/pubsub';
 import type { LocalStorageServer, StorageObjectResource } from '../storage/server.js';
 import {
   type BinaryCloudEvent,
@@ -102,7 +102,10 @@ export async function startEventarcRouter(options: EventarcRouterOptions): Promi
     const [exists] = await topic.subscription(subscriptionName).exists();
     if (!exists) await topic.createSubscription(subscriptionName, { ackDeadlineSeconds: 60 });
     const subscription = topic.subscription(subscriptionName, {
+      // The lease is held for as long as the delivery may retry (up to the max age): a lease that
+      // lapsed earlier would let the emulator redeliver the message while it is still being retried.
       flowControl: { maxMessages: 100, allowExcessMessages: false },
+      maxExtensionTime: Duration.from({ millis: policy.maxAgeMs }),
     });
     subscription.on('message', (message: Message) => {
       const event = messagePublishedEvent(trigger, subscription.name, message);

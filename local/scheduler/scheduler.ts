@@ -43,12 +43,21 @@ const systemClock: SchedulerClock = {
 export interface FireResult {
   status: number;
   body: unknown;
+  /** Seconds from a `Retry-After` answer, when onSchedule asked to be retried later. */
+  retryAfterSeconds?: number;
 }
+
+/**
+ * Delays between attempts of one tick, as Scheduler's retry config (min backoff 1 s, doubling)
+ * would space them: 63 s in all, longer than onSchedule's claim lease (30 s), so a tick whose
+ * first attempt crashed after claiming is still started by a later attempt.
+ */
+const RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000];
 
 export type HttpPost = (
   url: string,
   init: { method: 'POST'; headers: Record<string, string>; body: string },
-) => Promise<{ status: number; text(): Promise<string> }>;
+) => Promise<{ status: number; headers?: { get(name: string): string | null }; text(): Promise<string> }>;
 
 export interface SchedulerOptions {
   config: Config;
@@ -124,7 +133,13 @@ export function nextTick(schedule: string, timeZone: string, after: Date): Date 
 export function startScheduler(options: SchedulerOptions): LocalScheduler {
   const clock = options.clock ?? systemClock;
   const post: HttpPost = options.post ?? ((url, init) => fetch(url, init));
-  const emit = (activity: PlatformActivity) => options.onEvent?.(activity);
+  const emit = (activity: PlatformActivity) => {
+    try {
+      options.onEvent?.(activity);
+    } catch {
+      // A display that fails must not stop the schedule.
+    }
+  };
   const jobs = schedulerJobs(options.config);
   const timers = new Map<string, unknown>();
   const next = new Map<string, number>();
@@ -144,11 +159,13 @@ export function startScheduler(options: SchedulerOptions): LocalScheduler {
     } catch {
       // Not JSON (functions-framework's own error pages): keep the text.
     }
-    return { status: response.status, body };
+    const retryAfter = Number(response.headers?.get('retry-after'));
+    return { status: response.status, body, ...(retryAfter > 0 ? { retryAfterSeconds: retryAfter } : {}) };
   }
 
   async function tick(job: SchedulerJob, scheduleTime: Date): Promise<void> {
-    for (let attempt = 0; attempt < 4 && !stopped; attempt++) {
+    for (let attempt = 0; attempt <= RETRY_DELAYS_MS.length && !stopped; attempt++) {
+      let retryAfterMs: number | undefined;
       try {
         const result = await send(job, scheduleTime);
         emit({
@@ -158,10 +175,20 @@ export function startScheduler(options: SchedulerOptions): LocalScheduler {
           status: result.status,
         });
         if (!(result.status === 409 || result.status === 429 || result.status >= 500)) return;
+        if (result.retryAfterSeconds) retryAfterMs = result.retryAfterSeconds * 1000;
       } catch (err) {
         emit({ kind: 'schedule.error', message: `${job.id}: ${(err as Error).message}`, job: job.id });
       }
-      await new Promise<void>((resolve) => clock.setTimeout(resolve, 1000 * 2 ** attempt));
+      const delay = RETRY_DELAYS_MS[attempt];
+      if (delay === undefined) break;
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, Math.max(delay, retryAfterMs ?? 0)));
+    }
+    if (!stopped) {
+      emit({
+        kind: 'schedule.error',
+        message: `${job.id} ${scheduleTime.toISOString()}: gave up after retries`,
+        job: job.id,
+      });
     }
   }
 

@@ -33,8 +33,16 @@ export const GrpcCode = {
   UNAUTHENTICATED: 16,
 } as const;
 
-/** The gRPC codes a later attempt may cure: the event is failed so the trigger redelivers it. */
+/**
+ * The gRPC codes a later attempt may cure: the event is failed so the trigger redelivers it.
+ * CANCELLED, UNKNOWN and ABORTED are among them (a torn-down channel, a broken stream, a
+ * concurrency conflict): every call Batchwire makes is safe to repeat (deterministic ids and
+ * request ids), so retrying costs nothing, while acking would lose the event's work.
+ */
 export const TRANSIENT_GRPC_CODES: ReadonlySet<number> = new Set([
+  GrpcCode.CANCELLED,
+  GrpcCode.UNKNOWN,
+  GrpcCode.ABORTED,
   GrpcCode.DEADLINE_EXCEEDED,
   GrpcCode.RESOURCE_EXHAUSTED,
   GrpcCode.INTERNAL,
@@ -44,8 +52,8 @@ export const TRANSIENT_GRPC_CODES: ReadonlySet<number> = new Set([
 /**
  * Maps an error from a gax gRPC client (a GoogleError / ServiceError with a numeric `code`) to
  * a {@link BatchwireError}: ALREADY_EXISTS → AlreadyExistsError, NOT_FOUND → NotFoundError,
- * FAILED_PRECONDITION → PreconditionFailedError, UNAVAILABLE / DEADLINE_EXCEEDED /
- * RESOURCE_EXHAUSTED / INTERNAL → TransientError, any other code → PermanentError. An error
+ * FAILED_PRECONDITION → PreconditionFailedError, the codes of {@link TRANSIENT_GRPC_CODES} →
+ * TransientError, any other code → PermanentError. An error
  * without a gRPC code (the client failed to load, a socket error) is treated as transient:
  * retryable unless known to be permanent.
  *

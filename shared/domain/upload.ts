@@ -77,6 +77,8 @@ export interface RejectedContext {
   recordName: string;
   /** True when this call wrote the record; false on a repeated event. */
   recorded: boolean;
+  /** The triggering delivery (the CloudEvent id), to tell a redelivery from a concurrent duplicate. */
+  deliveryId: string | undefined;
   log: Logger;
 }
 
@@ -254,6 +256,7 @@ export async function handleUpload(
   object: UploadObject,
   deps: UploadDeps,
   log: Logger,
+  deliveryId?: string,
 ): Promise<UploadOutcome> {
   const decision = decideUpload(object, deps.config, deps.limits);
   switch (decision.kind) {
@@ -272,6 +275,7 @@ export async function handleUpload(
         decision,
         deps,
         log.child({ product: decision.product, client: decision.client }),
+        deliveryId,
       );
     case 'submit':
       return submit(decision, deps, log.child({ product: decision.product, client: decision.client }));
@@ -283,8 +287,9 @@ async function reject(
   decision: Extract<UploadDecision, { kind: 'reject' }>,
   deps: UploadDeps,
   log: Logger,
+  deliveryId: string | undefined,
 ): Promise<UploadOutcome> {
-  const rejection: Rejection = {
+  const fresh: Rejection = {
     version: 1,
     key: objectVersionHash(object).slice(0, 32),
     product: decision.product,
@@ -298,13 +303,13 @@ async function reject(
     message: decision.message,
     rejectedAt: (deps.now?.() ?? new Date()).toISOString(),
   };
-  const recordName = rejectionRecordName(rejection);
-  // First record wins: a repeated event neither overwrites it nor logs a second ERROR.
-  const recorded = await deps.store.createIfAbsent(
-    recordName,
-    serializeRejection(rejection),
-    'application/json',
-  );
+  const recordName = rejectionRecordName(fresh);
+  // First record wins: a repeated event neither overwrites it nor logs a second ERROR, and
+  // what goes out to the client is the stored record, so every copy of it says the same.
+  const recorded = await deps.store.createIfAbsent(recordName, serializeRejection(fresh), 'application/json');
+  const rejection = recorded
+    ? fresh
+    : (parseRejection(await deps.store.readText(recordName), fresh.key) ?? fresh);
   const fields = {
     reason: rejection.reason,
     object: rejection.objectUri,
@@ -313,8 +318,19 @@ async function reject(
   };
   if (recorded) log.error(fields, `upload rejected: ${rejection.message}`);
   else log.info(fields, 'upload rejected (already recorded: a repeated event)');
-  await deps.onRejected?.(rejection, { recordName, recorded, log });
+  await deps.onRejected?.(rejection, { recordName, recorded, deliveryId, log });
   return { kind: 'rejected', rejection, recordName, recorded };
+}
+
+/** A stored rejection record, if it is one for this key (else undefined: the fresh one stands). */
+function parseRejection(text: string | undefined, key: string): Rejection | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const stored = JSON.parse(text) as Rejection;
+    return stored.version === 1 && stored.key === key ? stored : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function submit(

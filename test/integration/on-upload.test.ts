@@ -383,6 +383,9 @@ describe('onUpload: Batch failures', () => {
     ['DEADLINE_EXCEEDED', GrpcCode.DEADLINE_EXCEEDED],
     ['RESOURCE_EXHAUSTED', GrpcCode.RESOURCE_EXHAUSTED],
     ['INTERNAL', GrpcCode.INTERNAL],
+    ['UNKNOWN', GrpcCode.UNKNOWN],
+    ['CANCELLED', GrpcCode.CANCELLED],
+    ['ABORTED', GrpcCode.ABORTED],
   ])('treats %s as transient (500)', async (_code, code) => {
     // Arrange
     const event = storageFinalizedEvent({

@@ -133,6 +133,31 @@ describe('startScheduler', () => {
     );
   });
 
+  it('keeps retrying a tick past the claim lease, honouring Retry-After, until onSchedule starts it', async () => {
+    // Arrange: onSchedule answers 409 (another attempt holds the claim) with Retry-After: 10
+    // for 40 s, longer than its 30 s lease; then the tick starts.
+    const tickAt = Date.parse('2025-07-01T04:30:00Z');
+    const clock = new FakeClock(tickAt - 1000);
+    const calls: number[] = [];
+    const post: HttpPost = async () => {
+      calls.push(clock.now() - tickAt);
+      const busy = clock.now() - tickAt < 40_000;
+      return {
+        status: busy ? 409 : 202,
+        headers: { get: (name: string) => (busy && name === 'retry-after' ? '10' : null) },
+        text: async () => '{}',
+      };
+    };
+    const scheduler = startScheduler({ config, targetUrl: 'http://x/', clock, post });
+
+    // Act
+    await clock.advanceTo(tickAt + 120_000);
+    scheduler.stop();
+
+    // Assert: attempts 10 s apart (Retry-After over the shorter backoff), the last one started it.
+    expect(calls).toEqual([0, 10_000, 20_000, 30_000, 40_000]);
+  });
+
   it('fireNow sends one request now, whether or not schedules run, and returns the answer', async () => {
     const clock = new FakeClock(Date.parse('2025-07-01T12:34:56.789Z'));
     const { calls, post } = recorder(202);

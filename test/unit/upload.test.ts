@@ -301,6 +301,29 @@ describe('handleUpload', () => {
     expect(seen[0]?.rejection.reason).toBe('bad-extension');
   });
 
+  it('hands onRejected the stored record on a repeat, so every copy of a rejection says the same', async () => {
+    // Arrange: the second delivery arrives a minute later, under another event id.
+    let clock = new Date('2025-01-02T03:04:05.000Z');
+    const seen: Array<{ rejection: Rejection; deliveryId: string | undefined }> = [];
+    const { deps, log } = setup({
+      now: () => clock,
+      onRejected: async (rejection, { deliveryId }) => {
+        seen.push({ rejection, deliveryId });
+      },
+    });
+    const object = upload('mlops-template/acme/inputs/a.exe');
+
+    // Act
+    await handleUpload(object, deps, log, 'event-1');
+    clock = new Date('2025-01-02T03:05:05.000Z');
+    await handleUpload(object, deps, log, 'event-2');
+
+    // Assert
+    expect(seen.map((s) => s.deliveryId)).toEqual(['event-1', 'event-2']);
+    expect(seen[1]?.rejection).toEqual(seen[0]?.rejection);
+    expect(seen[1]?.rejection.rejectedAt).toBe('2025-01-02T03:04:05.000Z');
+  });
+
   it('records an unknown client under its own name when it is a valid id, else under a safe segment', async () => {
     // Arrange
     const { store, deps, log } = setup();
