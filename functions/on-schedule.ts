@@ -58,10 +58,17 @@ export function createOnSchedule(overrides: Partial<OnScheduleDeps> = {}): HttpF
   const resolveClients = () => {
     if (overrides.executions && overrides.store)
       return { executions: overrides.executions, store: overrides.store };
-    clients ??= defaultDeps(config).then((made) => ({
-      executions: overrides.executions ?? made.executions,
-      store: overrides.store ?? made.store,
-    }));
+    clients ??= defaultDeps(config).then(
+      (made) => ({
+        executions: overrides.executions ?? made.executions,
+        store: overrides.store ?? made.store,
+      }),
+      (err: unknown) => {
+        // Not cached: a failed load must not answer every later tick of this instance with it.
+        clients = undefined;
+        throw new TransientError(`cannot load the Google clients: ${(err as Error).message}`, { cause: err });
+      },
+    );
     return clients;
   };
 

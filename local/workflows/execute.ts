@@ -23,21 +23,32 @@ import { FunctionRef, isMap, typeName } from './values.js';
 const MAX_CALL_DEPTH = 20;
 const DEFAULT_MAX_STEPS = 100_000;
 
+/** Node fires a timer longer than this (about 24.8 days) at once: longer sleeps go in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The real clock: `Date.now` and timers that stop early when the signal aborts. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
+      const until = Date.now() + ms;
+      let timer: NodeJS.Timeout;
       const onAbort = () => {
         clearTimeout(timer);
         reject(signal?.reason);
       };
+      const step = () => {
+        const left = until - Date.now();
+        if (left <= 0) {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+          return;
+        }
+        timer = setTimeout(step, Math.min(left, MAX_TIMER_MS));
+      };
       signal?.addEventListener('abort', onAbort, { once: true });
+      step();
     }),
 };
 

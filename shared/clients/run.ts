@@ -1,6 +1,5 @@
 import type { JobsClient } from '@google-cloud/run';
-import type { RunJobOverrides } from '../domain/flow-start.js';
-import { AlreadyExistsError, PermanentError } from '../runtime/errors.js';
+import { AlreadyExistsError } from '../runtime/errors.js';
 import { type GrpcClientOptions, grpcClientOptions } from './endpoints.js';
 import { fromGrpcError } from './grpc-errors.js';
 
@@ -24,21 +23,6 @@ export interface RunJobSpec {
   labels?: Record<string, string>;
 }
 
-/** A started run: the long-running operation and the execution it created. */
-export interface StartedRun {
-  operation: string;
-  execution: string;
-}
-
-/** The final state of a run, from its long-running operation. */
-export interface FinishedRun {
-  execution: string;
-  succeeded: boolean;
-  succeededCount: number;
-  failedCount: number;
-  error: string | null;
-}
-
 function seconds(duration: string): { seconds: number } {
   return { seconds: Math.round(Number.parseFloat(duration)) };
 }
@@ -59,7 +43,11 @@ export class RunJobsAdapter {
       const { JobsClient } = await import('@google-cloud/run');
       const config = this.options.clientConfig ?? (await grpcClientOptions('run', this.options.env));
       return new JobsClient(config as ConstructorParameters<typeof JobsClient>[0]);
-    })();
+    })().catch((error: unknown) => {
+      // Not cached: one failed load (a transient import or config error) must not break the instance for good.
+      this.#client = undefined;
+      throw error;
+    });
     return this.#client;
   }
 
@@ -68,8 +56,8 @@ export class RunJobsAdapter {
    * Resolves false when it exists already (provisioning is idempotent).
    */
   async ensureJob(parent: string, jobId: string, spec: RunJobSpec): Promise<boolean> {
-    const client = await this.client();
     try {
+      const client = await this.client();
       const [operation] = await client.createJob({
         parent,
         jobId,
@@ -103,63 +91,9 @@ export class RunJobsAdapter {
     }
   }
 
-  /** Runs job `name` (`projects/P/locations/R/jobs/J`) with overrides; resolves once the execution exists. */
-  async runJob(name: string, overrides?: RunJobOverrides): Promise<StartedRun> {
-    const client = await this.client();
-    try {
-      const [operation] = await client.runJob({ name, ...(overrides ? { overrides } : {}) });
-      const metadata = operation.metadata as { name?: string } | null;
-      return { operation: operation.name ?? '', execution: metadata?.name ?? '' };
-    } catch (error) {
-      throw fromGrpcError(error, `cannot run Cloud Run job ${name}`);
-    }
-  }
-
-  /** Waits for a run's operation to end (the execution finished, successfully or not). */
-  async waitForRun(operationName: string): Promise<FinishedRun> {
-    const client = await this.client();
-    let operation: Awaited<ReturnType<JobsClient['checkRunJobProgress']>>;
-    try {
-      operation = await client.checkRunJobProgress(operationName);
-    } catch (error) {
-      throw fromGrpcError(error, `cannot read operation ${operationName}`);
-    }
-    try {
-      const execution = await operation.promise().then(([result]) => result);
-      return {
-        execution: execution.name ?? '',
-        succeeded: true,
-        succeededCount: execution.succeededCount ?? 0,
-        failedCount: execution.failedCount ?? 0,
-        error: null,
-      };
-    } catch (error) {
-      const metadata = operation.metadata as {
-        name?: string;
-        succeededCount?: number;
-        failedCount?: number;
-      } | null;
-      if (operation.done && error instanceof Error) {
-        return {
-          execution: metadata?.name ?? '',
-          succeeded: false,
-          succeededCount: metadata?.succeededCount ?? 0,
-          failedCount: metadata?.failedCount ?? 0,
-          error: error.message,
-        };
-      }
-      throw fromGrpcError(error, `cannot wait for operation ${operationName}`);
-    }
-  }
-
   async close(): Promise<void> {
-    if (this.#client) await (await this.#client).close();
+    const built = await this.#client?.catch(() => undefined);
+    this.#client = undefined;
+    await built?.close();
   }
-}
-
-/** A Cloud Run job name: `projects/P/locations/R/jobs/J`. */
-export function runJobName(project: string, region: string, jobId: string): string {
-  if (!/^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(jobId))
-    throw new PermanentError(`invalid Cloud Run job id "${jobId}"`);
-  return `projects/${project}/locations/${region}/jobs/${jobId}`;
 }

@@ -8,16 +8,6 @@ export type WorkflowsAdapterOptions =
   | { client: ExecutionsClient; clientConfig?: never; env?: never }
   | { client?: never; clientConfig?: GrpcClientOptions; env?: NodeJS.ProcessEnv };
 
-/** An execution as Workflows reports it, reduced to what the platform reads. */
-export interface ExecutionSummary {
-  name: string;
-  state: string;
-  argument: string;
-  result: string;
-  error: { payload: string; context: string } | null;
-  labels: Record<string, string>;
-}
-
 /**
  * Cloud Workflows executions over `@google-cloud/workflows`' ExecutionsClient. The client is
  * loaded and created on first use (cold start), at `WORKFLOWS_EMULATOR_HOST` when it is set.
@@ -34,13 +24,17 @@ export class WorkflowsExecutionsAdapter implements FlowExecutions {
       const { ExecutionsClient } = await import('@google-cloud/workflows');
       const config = this.options.clientConfig ?? (await grpcClientOptions('workflows', this.options.env));
       return new ExecutionsClient(config as ConstructorParameters<typeof ExecutionsClient>[0]);
-    })();
+    })().catch((error: unknown) => {
+      // Not cached: one failed load (a transient import or config error) must not break the instance for good.
+      this.#client = undefined;
+      throw error;
+    });
     return this.#client;
   }
 
   async start(workflow: string, argument: string, labels: Record<string, string>): Promise<string> {
-    const client = await this.client();
     try {
+      const client = await this.client();
       const [execution] = await client.createExecution({ parent: workflow, execution: { argument, labels } });
       if (!execution.name)
         throw new TransientError(`CreateExecution of ${workflow} returned no execution name`);
@@ -51,8 +45,8 @@ export class WorkflowsExecutionsAdapter implements FlowExecutions {
   }
 
   async findByLabel(workflow: string, key: string, value: string): Promise<string[]> {
-    const client = await this.client();
     try {
+      const client = await this.client();
       const [executions] = await client.listExecutions(
         { parent: workflow, filter: `labels.${key}="${value}"`, pageSize: 10 },
         { autoPaginate: false },
@@ -63,27 +57,9 @@ export class WorkflowsExecutionsAdapter implements FlowExecutions {
     }
   }
 
-  /** The execution's state, result and error. */
-  async get(name: string): Promise<ExecutionSummary> {
-    const client = await this.client();
-    try {
-      const [execution] = await client.getExecution({ name });
-      return {
-        name: execution.name ?? name,
-        state: String(execution.state ?? 'STATE_UNSPECIFIED'),
-        argument: execution.argument ?? '',
-        result: execution.result ?? '',
-        error: execution.error
-          ? { payload: execution.error.payload ?? '', context: execution.error.context ?? '' }
-          : null,
-        labels: { ...(execution.labels ?? {}) },
-      };
-    } catch (error) {
-      throw fromGrpcError(error, `cannot get execution ${name}`);
-    }
-  }
-
   async close(): Promise<void> {
-    if (this.#client) await (await this.#client).close();
+    const built = await this.#client?.catch(() => undefined);
+    this.#client = undefined;
+    await built?.close();
   }
 }

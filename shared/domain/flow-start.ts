@@ -3,6 +3,7 @@ import type { ObjectStore } from '../clients/ports.js';
 import type { Config } from '../config/schema.js';
 import { TransientError } from '../runtime/errors.js';
 import type { FlowRequest } from './flow-request.js';
+import { labelValue } from './inference-job.js';
 
 /**
  * Starting a scheduled flow, exactly once per Scheduler tick.
@@ -116,8 +117,6 @@ export interface FlowArgument {
   serviceAccount: string | null;
   /** For the run-job workflow: the RunJobRequest overrides, in the REST (camelCase) shape. */
   overrides?: RunJobOverrides;
-  /** When onSchedule accepted the request (ISO 8601). */
-  requestedAt: string;
 }
 
 export interface RunJobOverrides {
@@ -178,13 +177,6 @@ export function runIdFor(trigger: FlowTrigger, key: string | undefined, now: Dat
   return `${stamp}-${(key ?? randomBytes(16).toString('hex')).slice(0, 8)}`;
 }
 
-function labelValue(value: string): string {
-  return value
-    .toLowerCase()
-    .replace(/[^a-z0-9_-]/g, '-')
-    .slice(0, 63);
-}
-
 /**
  * Builds what to execute for a validated request: the workflow, its argument (flow, product,
  * client, params and where results go) and the execution's labels.
@@ -192,7 +184,7 @@ function labelValue(value: string): string {
 export function planFlowStart(
   request: FlowRequest,
   config: Config,
-  run: { runId: string; key?: string; requestedAt: Date },
+  run: { runId: string; key?: string },
 ): FlowStartPlan {
   const target = request.flowConfig.target;
   const workflowId = 'workflow' in target ? target.workflow : RUN_JOB_WORKFLOW;
@@ -213,7 +205,6 @@ export function planFlowStart(
     image: flowImage(request),
     job: `projects/${config.project}/locations/${config.region}/jobs/${flowJobId(request)}`,
     serviceAccount: request.productConfig.serviceAccount ?? null,
-    requestedAt: run.requestedAt.toISOString(),
   };
   if ('runJob' in target) argument.overrides = runJobOverrides(request, argument, target.args);
 
@@ -302,6 +293,11 @@ export interface FlowStartResult {
   key?: string;
 }
 
+/**
+ * What the first attempt of a key claimed: the request as it was asked for (params merged over
+ * the flow's configured ones), so that an attempt taking over a crashed start runs that request
+ * and not its own, whose params may differ under the same key.
+ */
 interface ClaimRecord {
   version: 1;
   key: string;
@@ -309,6 +305,8 @@ interface ClaimRecord {
   flow: string;
   product: string;
   client: string | null;
+  /** Absent from claims written before it was recorded: those fall back on the retry's params. */
+  params?: Record<string, unknown>;
   runId: string;
   requestedAt: string;
 }
@@ -350,7 +348,7 @@ export async function startFlow(
   const runId = runIdFor(trigger, key, requestedAt);
 
   if (!key) {
-    const plan = planFlowStart(request, deps.config, { runId, requestedAt });
+    const plan = planFlowStart(request, deps.config, { runId });
     const execution = await deps.executions.start(plan.workflow, JSON.stringify(plan.argument), plan.labels);
     return { status: 'started', execution, runId };
   }
@@ -362,11 +360,12 @@ export async function startFlow(
     flow: request.flow,
     product: request.product,
     client: request.client,
+    params: request.params,
     runId,
     requestedAt: requestedAt.toISOString(),
   };
   if (await deps.store.createIfAbsent(claimObjectName(key), JSON.stringify(claim), 'application/json')) {
-    const plan = planFlowStart(request, deps.config, { runId, key, requestedAt });
+    const plan = planFlowStart(request, deps.config, { runId, key });
     const execution = await deps.executions.start(plan.workflow, JSON.stringify(plan.argument), plan.labels);
     await recordStarted(deps.store, key, execution, now());
     return { status: 'started', execution, runId, key };
@@ -379,7 +378,11 @@ export async function startFlow(
     return { status: 'deduped', execution: recorded.execution, runId: held.runId, key };
 
   const heldAt = new Date(held.requestedAt);
-  const plan = planFlowStart(request, deps.config, { runId: held.runId, key, requestedAt: heldAt });
+  // Flow, product and client are part of the key, so only the params can differ from the
+  // claimed request (a manual retry reusing its Idempotency-Key with other params, a Scheduler
+  // job whose body was edited between attempts): the claimed request is the one that runs.
+  const claimed: FlowRequest = { ...request, params: held.params ?? request.params };
+  const plan = planFlowStart(claimed, deps.config, { runId: held.runId, key });
   const [found] = await deps.executions.findByLabel(plan.workflow, CLAIM_LABEL, claimLabelValue(key));
   if (found) {
     await recordStarted(deps.store, key, found, now());

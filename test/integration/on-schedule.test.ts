@@ -207,6 +207,37 @@ describe('onSchedule: requests it refuses', () => {
   });
 });
 
+describe('onSchedule: Google services it cannot reach', () => {
+  it('answers 503 with Retry-After, not 500, when the Workflows client cannot be created', async () => {
+    // Arrange: an instance whose Workflows endpoint setting is broken, so creating the client fails.
+    http(
+      'onScheduleNoWorkflows',
+      createOnSchedule({
+        config,
+        executions: new WorkflowsExecutionsAdapter({ env: { WORKFLOWS_EMULATOR_HOST: 'no-port-here' } }),
+        store: createObjectStore({
+          bucket: config.bucket,
+          clientOptions: { apiEndpoint: storage.url, projectId: config.project },
+        }),
+      }),
+    );
+    const broken = await startFunction('onScheduleNoWorkflows');
+
+    try {
+      // Act
+      const response = await broken.post(JSON.stringify({ flow: 'metadata', product: 'mlops-template' }), {
+        'content-type': 'application/json',
+      });
+
+      // Assert
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toBe('10');
+    } finally {
+      await broken.close();
+    }
+  });
+});
+
 describe('onSchedule: dedupe of Scheduler deliveries', () => {
   it('starts one execution per tick: a repeat answers 200 with the same execution, a new tick starts another', async () => {
     // Arrange

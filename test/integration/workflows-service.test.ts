@@ -5,6 +5,8 @@ import { ExecutionsClient } from '@google-cloud/workflows';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalWorkflowsService, startWorkflowsService } from '../../local/workflows/server.js';
+import { WorkflowsExecutionsAdapter } from '../../shared/clients/workflows.js';
+import { TransientError } from '../../shared/runtime/errors.js';
 
 const PROJECT = 'batchwire-local';
 const REGION = 'europe-west2';
@@ -165,5 +167,28 @@ describe('local Workflows executions service through the real ExecutionsClient',
     ).rejects.toMatchObject({
       code: grpc.status.NOT_FOUND,
     });
+  });
+});
+
+describe('WorkflowsExecutionsAdapter', () => {
+  it('reports a client it cannot create as retryable, and creates it on a later call once it can', async () => {
+    // Arrange: the endpoint setting is broken at first (say, a bad deploy of the variable).
+    const env: NodeJS.ProcessEnv = { WORKFLOWS_EMULATOR_HOST: 'no-port-here' };
+    const adapter = new WorkflowsExecutionsAdapter({ env });
+
+    try {
+      // Act
+      const failed = adapter.start(workflowName('greet'), '{"name":"a"}', {});
+      await expect(failed).rejects.toBeInstanceOf(TransientError);
+      env.WORKFLOWS_EMULATOR_HOST = `127.0.0.1:${service.port}`;
+      const started = await adapter.start(workflowName('greet'), '{"name":"b"}', { run: 'retry' });
+      const found = await adapter.findByLabel(workflowName('greet'), 'run', 'retry');
+
+      // Assert
+      expect(started).toMatch(new RegExp(`^${workflowName('greet')}/executions/`));
+      expect(found).toEqual([started]);
+    } finally {
+      await adapter.close();
+    }
   });
 });

@@ -89,7 +89,6 @@ describe('planFlowStart', () => {
     const plan = planFlowStart(train, config, {
       runId: '20250301t040000-abcdef12',
       key: 'f'.repeat(64),
-      requestedAt: new Date('2025-03-01T04:00:01Z'),
     });
     expect(plan.workflow).toBe('projects/batchwire-local/locations/europe-west2/workflows/train');
     expect(plan.argument).toEqual({
@@ -107,7 +106,6 @@ describe('planFlowStart', () => {
       image: 'europe-docker.pkg.dev/batchwire-local/batchwire/train:latest',
       job: 'projects/batchwire-local/locations/europe-west2/jobs/mlops-template-train',
       serviceAccount: 'mlops-template@batchwire-local.iam.gserviceaccount.com',
-      requestedAt: '2025-03-01T04:00:01.000Z',
     });
     expect(plan.labels).toEqual({
       product: 'mlops-template',
@@ -119,7 +117,7 @@ describe('planFlowStart', () => {
   });
 
   it('gives a product-scoped flow a null client and a product-level output prefix', () => {
-    const plan = planFlowStart(metadata, config, { runId: 'r1', requestedAt: new Date(0) });
+    const plan = planFlowStart(metadata, config, { runId: 'r1' });
     expect(plan.argument).toMatchObject({
       client: null,
       outputPrefix: 'gs://batchwire-local-batch/mlops-template/_flows/flows/metadata/r1/',
@@ -129,7 +127,7 @@ describe('planFlowStart', () => {
   });
 
   it('runs a Cloud Run job target through the run-job workflow with args and the task contract as overrides', () => {
-    const plan = planFlowStart(refit, config, { runId: 'r2', requestedAt: new Date(0) });
+    const plan = planFlowStart(refit, config, { runId: 'r2' });
     expect(plan.workflow).toBe('projects/batchwire-local/locations/europe-west2/workflows/run-job');
     expect(plan.argument.job).toBe('projects/batchwire-local/locations/europe-west2/jobs/refit-job');
     expect(plan.argument.overrides?.taskCount).toBe(3);
@@ -227,5 +225,47 @@ describe('startFlow', () => {
     expect(taken.status).toBe('started');
     expect(executions.started).toHaveLength(1);
     expect(executions.started[0]?.argument).toMatchObject({ runId: taken.runId });
+  });
+
+  it("takes over a crashed start with the request the claim recorded, not the retry's other params", async () => {
+    // Arrange: the first attempt claimed with epochs 2, then crashed before starting anything.
+    executions.failNext = true;
+    await expect(startFlow(train, tick, deps())).rejects.toThrow('crashed');
+    const key = dedupeKey(tick, train) as string;
+    const claim = JSON.parse(store.objects.get(claimObjectName(key)) as string);
+    const retried = { ...train, params: { epochs: 99, image: 'evil.example/train:latest' } };
+
+    // Act: after the lease, a retry with the same key but other params takes over.
+    now = new Date(now.getTime() + 60_000);
+    const taken = await startFlow(retried, tick, deps());
+
+    // Assert: the claim holds the original request, and that is what runs.
+    expect(claim).toMatchObject({
+      flow: 'train',
+      product: 'mlops-template',
+      client: 'acme',
+      params: { epochs: 2 },
+    });
+    expect(taken.status).toBe('started');
+    expect(executions.started).toHaveLength(1);
+    expect(executions.started[0]?.argument).toMatchObject({
+      params: { epochs: 2 },
+      image: 'europe-docker.pkg.dev/batchwire-local/batchwire/train:latest',
+      runId: taken.runId,
+    });
+  });
+
+  it('takes over a Cloud Run job target with the claimed params in its overrides', async () => {
+    // Arrange
+    executions.failNext = true;
+    await expect(startFlow(refit, tick, deps())).rejects.toThrow('crashed');
+
+    // Act
+    now = new Date(now.getTime() + 60_000);
+    await startFlow({ ...refit, params: { taskCount: 7 } }, tick, deps());
+
+    // Assert
+    const argument = executions.started[0]?.argument as { overrides: { taskCount: number } };
+    expect(argument.overrides.taskCount).toBe(3);
   });
 });
