@@ -122,11 +122,13 @@ async function followJob(name: string, timeoutMs: number, out: (line: string) =>
         .getJob({ name })
         .then(([j]) => j)
         .catch(() => undefined);
-      const state = String(job?.status?.state ?? 'waiting for onUpload');
+      const state = String(job?.status?.state ?? '');
       const counts = Object.values(job?.status?.taskGroups ?? {})[0]?.counts ?? {};
       const total = Number(job?.taskGroups?.[0]?.taskCount ?? 0);
       const done = Number(counts.SUCCEEDED ?? 0) + Number(counts.FAILED ?? 0);
-      const line = `  job ${state}${total ? `  tasks ${done}/${total} ${bar(done, total)}` : ''}`;
+      const line = job
+        ? `  job ${state}${total ? `  tasks ${done}/${total} ${bar(done, total)}` : ''}`
+        : '  waiting for Eventarc → onUpload to create the job…';
       if (line !== last) out(line);
       last = line;
       if (state === 'SUCCEEDED' || state === 'FAILED') return;
