@@ -10,6 +10,7 @@ import { grpcClientOptions, storageClientOptions } from '../../shared/clients/en
 import { outputTopic } from '../../shared/domain/output-topic.js';
 import { attachToPlatform, CliError, cliConfig, startLocalPlatform } from '../lib/context.js';
 import { formatEvent, type ReceivedEvent, receivedEvent } from '../lib/events.js';
+import { onStopSignal } from '../lib/signals.js';
 import { uploadFile } from './upload.js';
 
 export interface DemoOptions {
@@ -35,11 +36,9 @@ export async function demo(options: DemoOptions): Promise<void> {
 
   let stopPlatform: (() => Promise<void>) | undefined;
   // Ctrl-C mid-demo still stops what the demo started, the Pub/Sub emulator's JVM included.
-  const onInterrupt = () => {
+  const removeSignalHandlers = onStopSignal(() => {
     void (stopPlatform?.() ?? Promise.resolve()).finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onInterrupt);
-  process.once('SIGTERM', onInterrupt);
+  });
   try {
     const devConsole = createDevConsole({
       json: false,
@@ -105,8 +104,7 @@ export async function demo(options: DemoOptions): Promise<void> {
     rmSync(workDir, { recursive: true, force: true });
     await pubsub.close();
     await stopPlatform?.();
-    process.off('SIGINT', onInterrupt);
-    process.off('SIGTERM', onInterrupt);
+    removeSignalHandlers();
   }
 }
 

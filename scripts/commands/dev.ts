@@ -1,6 +1,7 @@
 import { createDevConsole } from '../../local/platform/console.js';
 import type { Ports } from '../../local/platform/ports.js';
 import { cliConfig, startLocalPlatform } from '../lib/context.js';
+import { onStopSignal } from '../lib/signals.js';
 
 export interface DevOptions {
   data?: string;
@@ -45,15 +46,10 @@ export async function dev(options: DevOptions): Promise<void> {
   });
 
   await new Promise<void>((resolve) => {
-    let stopping = false;
-    const onSignal = () => {
-      if (stopping) return;
-      stopping = true;
+    onStopSignal(() => {
       devConsole.activity({ kind: 'platform', message: 'stopping…' });
       platform.stop().then(resolve, resolve);
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    });
   });
   devConsole.activity({ kind: 'platform', message: 'stopped' });
   // Everything the platform started is stopped; idle Google client channels (the workflow

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { outputTopic } from '../../shared/domain/output-topic.js';
 import { attachToPlatform, cliConfig } from '../lib/context.js';
 import { formatEvent, receivedEvent } from '../lib/events.js';
+import { onStopSignal } from '../lib/signals.js';
 
 /** `batchwire tail`: prints a client's output events as they arrive, until Ctrl-C. */
 export async function tail(options: { product: string; client: string; json?: boolean }): Promise<void> {
@@ -17,10 +18,7 @@ export async function tail(options: { product: string; client: string; json?: bo
     process.stdout.write(`${options.json ? JSON.stringify(event) : formatEvent(event)}\n`);
     message.ack();
   });
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await new Promise<void>((resolve) => onStopSignal(resolve));
   await subscription.close();
   await subscription.delete().catch(() => {});
   await pubsub.close();

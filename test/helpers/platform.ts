@@ -52,7 +52,7 @@ export interface CliPlatform {
   workDir: string;
   envFile: string;
   /** Ctrl-C, as a user stops it; resolves with the exit code. Safe to call twice. */
-  stop(): Promise<number | null>;
+  stop(interrupts?: number): Promise<number | null>;
   /** Stops (if running) and removes the working directory. */
   dispose(): Promise<void>;
 }
@@ -120,8 +120,8 @@ export async function startCliPlatform(options: {
     workDir,
     envFile,
     output: () => output,
-    async stop() {
-      if (!hasExited) child.kill('SIGINT');
+    async stop(interrupts = 1) {
+      for (let i = 0; i < interrupts && !hasExited; i++) child.kill('SIGINT');
       return exited;
     },
     async dispose() {
