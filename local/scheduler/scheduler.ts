@@ -1,5 +1,7 @@
 import { Cron } from 'croner';
+import { DEFAULT_CONFIG_FILE } from '../../shared/config/load.js';
 import type { Config } from '../../shared/config/schema.js';
+import { buildPlan } from '../../shared/plan/build-plan.js';
 
 /** What the dev console shows. */
 export interface PlatformActivity {
@@ -80,26 +82,20 @@ export interface LocalScheduler {
   stop(): void;
 }
 
-/** The Scheduler jobs for a config: one per product-scoped flow, one per client of a client-scoped flow. */
+/**
+ * The Scheduler jobs for a config, as the deployment plan lists them: one per product-scoped
+ * flow, one per client of a client-scoped flow.
+ */
 export function schedulerJobs(config: Config): SchedulerJob[] {
-  const jobs: SchedulerJob[] = [];
-  for (const [product, productConfig] of Object.entries(config.products)) {
-    for (const [flow, flowConfig] of Object.entries(productConfig.flows)) {
-      const clients = flowConfig.scope === 'client' ? productConfig.clients : [null];
-      for (const client of clients) {
-        jobs.push({
-          id: ['bw', product, flow, ...(client ? [client] : [])].join('-'),
-          flow,
-          product,
-          client,
-          schedule: flowConfig.schedule ?? null,
-          timeZone: flowConfig.timeZone,
-          body: JSON.stringify(client ? { flow, product, client } : { flow, product }),
-        });
-      }
-    }
-  }
-  return jobs;
+  return buildPlan(config, { configFile: DEFAULT_CONFIG_FILE }).schedulerJobs.map((job) => ({
+    id: job.id,
+    flow: job.flow,
+    product: job.product,
+    client: job.client,
+    schedule: job.schedule,
+    timeZone: job.timeZone,
+    body: job.body,
+  }));
 }
 
 /** The request Cloud Scheduler sends for a tick of `job` scheduled at `scheduleTime`. */

@@ -7,7 +7,7 @@ import { createDevConsole } from '../../local/platform/console.js';
 import { PlatformRunningError } from '../../local/platform/lock.js';
 import type { Ports } from '../../local/platform/ports.js';
 import { grpcClientOptions, storageClientOptions } from '../../shared/clients/endpoints.js';
-import { outputTopic } from '../../shared/domain/output-topic.js';
+import { outputTopic } from '../../shared/plan/names.js';
 import { attachToPlatform, CliError, cliConfig, startLocalPlatform } from '../lib/context.js';
 import { formatEvent, type ReceivedEvent, receivedEvent } from '../lib/events.js';
 import { onStopSignal } from '../lib/signals.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ObjectStore } from '../clients/ports.js';
 import { type Config, ID_PATTERN } from '../config/schema.js';
+import { outputTopic } from '../plan/names.js';
 import { MalformedEventError, NotFoundError, PermanentError } from '../runtime/errors.js';
 import { type BatchJobs, readTaskContract } from './batch-job.js';
 import { objectUri, parseObjectUri } from './object-path.js';
@@ -14,7 +15,6 @@ import {
   type PublishOutcome,
   publishOnce,
 } from './output-event.js';
-import { outputTopic } from './output-topic.js';
 
 /**
  * What arrives on the completion topic, and what onComplete makes of it.

@@ -1,6 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ObjectStore } from '../clients/ports.js';
 import type { Config } from '../config/schema.js';
+import {
+  flowWorkflowId,
+  flowImage as imageOfFlow,
+  flowJobId as jobIdOfFlow,
+  RUN_JOB_WORKFLOW,
+} from '../plan/names.js';
 import { TransientError } from '../runtime/errors.js';
 import type { FlowRequest } from './flow-request.js';
 import { labelValue } from './inference-job.js';
@@ -25,8 +31,8 @@ import { labelValue } from './inference-job.js';
  * message as every other flow, so onComplete keeps a single flow contract.
  */
 
-/** The generic workflow that runs a Cloud Run job target and reports its outcome. */
-export const RUN_JOB_WORKFLOW = 'run-job';
+/** The generic workflow that runs a Cloud Run job target and reports its outcome (named in shared/plan/names.ts). */
+export { RUN_JOB_WORKFLOW };
 
 /** Label carrying the dedupe key on an execution, so that a retry can find what a crashed attempt started. */
 export const CLAIM_LABEL = 'batchwire-claim';
@@ -134,18 +140,12 @@ export interface FlowStartPlan {
 
 /** The image of a flow's task: flow images sit next to the product's inference image, named after the flow. */
 export function flowImage(request: Pick<FlowRequest, 'flow' | 'params' | 'productConfig'>): string {
-  if (typeof request.params.image === 'string' && request.params.image) return request.params.image;
-  const inference = request.productConfig.inference.image;
-  const slash = inference.lastIndexOf('/');
-  return `${inference.slice(0, slash + 1)}${request.flow}:latest`;
+  return imageOfFlow(request.productConfig.inference.image, request.flow, request.params);
 }
 
 /** The Cloud Run job id a flow runs: its runJob target, else `{product}-{flow}` (both fit Run's job id rules). */
 export function flowJobId(request: Pick<FlowRequest, 'flow' | 'product' | 'flowConfig'>): string {
-  const target = request.flowConfig.target;
-  return 'runJob' in target
-    ? target.runJob
-    : `${request.product}-${request.flow}`.slice(0, 63).replace(/-+$/, '');
+  return jobIdOfFlow(request.product, request.flow, request.flowConfig.target);
 }
 
 /** Every Cloud Run job the configured flows may run, with its image: what provisioning creates. */
@@ -187,7 +187,7 @@ export function planFlowStart(
   run: { runId: string; key?: string },
 ): FlowStartPlan {
   const target = request.flowConfig.target;
-  const workflowId = 'workflow' in target ? target.workflow : RUN_JOB_WORKFLOW;
+  const workflowId = flowWorkflowId(target);
   const scopePath = request.client ?? '_flows';
   const outputPrefix = `gs://${config.bucket}/${request.product}/${scopePath}/flows/${request.flow}/${run.runId}/`;
   const argument: FlowArgument = {

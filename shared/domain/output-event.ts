@@ -1,10 +1,10 @@
 import { CloudEvent, HTTP } from 'cloudevents';
 import type { ObjectStore, Publisher } from '../clients/ports.js';
 import type { Config } from '../config/schema.js';
+import { outputTopic } from '../plan/names.js';
 import { TransientError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { BATCHWIRE_UUID_NAMESPACE, uuidV5 } from './job-id.js';
-import { outputTopic } from './output-topic.js';
 import type { Rejection } from './rejection.js';
 
 /**

@@ -8,7 +8,7 @@ import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcClientOptions } from '../../shared/clients/endpoints.js';
 import { parseConfig } from '../../shared/config/load.js';
-import { outputTopic } from '../../shared/domain/output-topic.js';
+import { outputTopic } from '../../shared/plan/names.js';
 import { CLI, type CliPlatform, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
 
 /**

@@ -13,7 +13,7 @@ import { createObjectStore } from '../../shared/clients/storage.js';
 import { buildInferenceJob } from '../../shared/domain/inference-job.js';
 import { jobIdFor } from '../../shared/domain/job-id.js';
 import { type InferenceResultData, inferenceResultId } from '../../shared/domain/output-event.js';
-import { outputTopic } from '../../shared/domain/output-topic.js';
+import { outputTopic } from '../../shared/plan/names.js';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';
 import { type FunctionServer, pubsubPublishedEvent, serveCloudEventFunction } from '../helpers/functions.js';

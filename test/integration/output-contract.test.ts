@@ -20,8 +20,8 @@ import {
   publishOnce,
   publishRejection,
 } from '../../shared/domain/output-event.js';
-import { outputTopic } from '../../shared/domain/output-topic.js';
 import type { Rejection } from '../../shared/domain/rejection.js';
+import { outputTopic } from '../../shared/plan/names.js';
 import { TransientError } from '../../shared/runtime/errors.js';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';

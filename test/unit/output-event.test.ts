@@ -19,8 +19,8 @@ import {
   rejectionId,
   toPubSubMessage,
 } from '../../shared/domain/output-event.js';
-import { outputTopic } from '../../shared/domain/output-topic.js';
 import type { Rejection } from '../../shared/domain/rejection.js';
+import { outputTopic } from '../../shared/plan/names.js';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';
 
