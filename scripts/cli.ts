@@ -156,6 +156,30 @@ program
     validate(options.workflows ? { workflowsDir: options.workflows } : {});
   });
 
+program
+  .command('plan')
+  .description('what the config needs in Google Cloud: a summary, JSON, a gcloud script or Terraform JSON')
+  .option('--config <file>', "the environment's config (default: BATCHWIRE_CONFIG, else batchwire.yaml)")
+  .addOption(
+    new Option('--format <format>', 'output format')
+      .choices(['summary', 'json', 'gcloud', 'terraform'])
+      .default('summary'),
+  )
+  .option('--json', 'same as --format json')
+  .option('--client <product/client>', 'only what onboarding this client creates')
+  .option('--out <dir>', 'folder for the Terraform files (--format terraform)')
+  .action(
+    async (options: { config?: string; format: string; json?: boolean; client?: string; out?: string }) => {
+      const { plan } = await import('./commands/plan.js');
+      plan({
+        format: (options.json ? 'json' : options.format) as 'summary' | 'json' | 'gcloud' | 'terraform',
+        ...(options.config ? { config: options.config } : {}),
+        ...(options.client ? { client: options.client } : {}),
+        ...(options.out ? { out: options.out } : {}),
+      });
+    },
+  );
+
 function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }

@@ -123,6 +123,7 @@ export function buildPlan(config: Config, options: BuildPlanOptions): Plan {
       key,
       email: serviceAccountEmail(id, project),
       accountId: id,
+      create: true,
       ...PLATFORM_PURPOSES[key],
       scope: {},
     });
@@ -131,6 +132,7 @@ export function buildPlan(config: Config, options: BuildPlanOptions): Plan {
     key: 'agent:storage',
     email: null,
     accountId: null,
+    create: false,
     displayName: 'Cloud Storage service agent',
     purpose: 'publishes the bucket’s object events to the Pub/Sub topic behind onUpload’s Eventarc trigger',
     scope: {},
@@ -212,6 +214,7 @@ export function buildPlan(config: Config, options: BuildPlanOptions): Plan {
       key: jobKey,
       email: jobAccountEmail,
       accountId: own ? (jobAccountEmail.split('@')[0] as string) : null,
+      create: own,
       displayName: `Batchwire ${product} jobs`,
       purpose: `runs ${product}'s Batch and Cloud Run jobs: reads its inputs, writes its outputs, reports job state`,
       scope: { product },
@@ -299,6 +302,7 @@ export function buildPlan(config: Config, options: BuildPlanOptions): Plan {
         key,
         email,
         accountId: id,
+        create: true,
         displayName: `Batchwire client ${client} of ${product}`,
         purpose: `uploads ${product}/${client}/inputs/, reads ${product}/${client}/, pulls its results`,
         scope,
@@ -420,7 +424,13 @@ export function clientPlan(plan: Plan, product: string, client: string): Plan {
   return {
     ...plan,
     services: [],
-    accounts: plan.accounts.filter(mine),
+    // The client's own account, and (uncreated) the accounts its grants name, e.g. the functions
+    // that publish to its topic.
+    accounts: plan.accounts.flatMap((account) => {
+      if (mine(account)) return [account];
+      const granted = plan.bindings.some((binding) => mine(binding) && binding.principal === account.key);
+      return granted ? [{ ...account, create: false }] : [];
+    }),
     topics: plan.topics.filter(mine),
     subscriptions: plan.subscriptions.filter(mine),
     bindings: plan.bindings.filter(mine),

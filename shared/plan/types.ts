@@ -43,8 +43,10 @@ export interface PlannedAccount {
    * project number (the renderers look it up when they apply).
    */
   email: string | null;
-  /** The account id to create in the project; null when the plan does not create it (configured elsewhere, or a service agent). */
+  /** The account id in the plan's project; null for an account of another project, or a service agent. */
   accountId: string | null;
+  /** Whether applying this plan creates the account (a client plan also lists the platform accounts it grants to, uncreated). */
+  create: boolean;
   displayName: string;
   /** What this principal does, for the summary and the docs. */
   purpose: string;
