@@ -98,7 +98,7 @@ export function createOnSchedule(overrides: Partial<OnScheduleDeps> = {}): HttpF
         product: request.product,
         client: request.client,
       });
-      const trigger = triggerFromHeaders(req.headers);
+      const trigger = triggerFromHeaders(req.headers, request.flowConfig, overrides.now?.() ?? new Date());
       const result = await startFlow(request, trigger, {
         config,
         ...(await resolveClients()),
