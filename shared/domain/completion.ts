@@ -133,6 +133,18 @@ export interface OtherMessage {
 export type ClassifiedMessage = JobStateNotification | FlowCompletionMessage | OtherMessage;
 
 export const JOB_STATE_CHANGED = 'JOB_STATE_CHANGED';
+
+/**
+ * A job name as Batch writes it in `JobName` (`projects/{project id or number}/locations/
+ * {region}/jobs/{job id}`), or a bare job id; Batch job ids are `^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`.
+ */
+export const JOB_NAME_PATTERN =
+  /^(?:projects\/[a-z0-9][a-z0-9-]{0,62}\/locations\/[a-z0-9-]{1,63}\/jobs\/)?[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Batch's job uid (the job id with a suffix), bounded. */
+const JOB_UID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+/** A `google.cloud.batch.v1.JobStatus.State` name. */
+const JOB_STATE_PATTERN = /^[A-Z_]{1,64}$/;
+const REGION_PATTERN = /^[a-z0-9-]{1,63}$/;
 export const FLOW_COMPLETED = 'FLOW_COMPLETED';
 
 /** The job state a notification announces, and what onComplete does with it. */
@@ -177,6 +189,22 @@ export function classifyMessage(message: CompletionMessage): ClassifiedMessage {
       throw new MalformedEventError(
         `job notification ${message.messageId} lacks attribute(s) ${missing.join(', ')}`,
       );
+    }
+    // Checked before GetJob: a name Batch never writes (100 KB, slashes in the id…) would make
+    // the call fail in ways that look transient (a reset stream) and be retried for a day.
+    const region = attribute('Region');
+    const bad = [
+      ['JobName', jobName, JOB_NAME_PATTERN],
+      ['JobUID', jobUid, JOB_UID_PATTERN],
+      ['NewJobState', newState, JOB_STATE_PATTERN],
+      ['Region', region, REGION_PATTERN],
+    ] as const;
+    for (const [name, value, pattern] of bad) {
+      if (value !== undefined && !pattern.test(value)) {
+        throw new MalformedEventError(
+          `job notification ${message.messageId} has an invalid ${name} (${value.length} characters: ${JSON.stringify(value.slice(0, 80))}${value.length > 80 ? '…' : ''}); expected ${pattern}`,
+        );
+      }
     }
     return {
       kind: 'job-state',

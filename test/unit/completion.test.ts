@@ -238,6 +238,30 @@ describe('classifyMessage', () => {
     );
   });
 
+  it.each([
+    ['a 100 KB JobName', { JobName: `${JOB_NAME}${'x'.repeat(100_000)}` }],
+    ['a JobName with a path in its id', { JobName: `${JOB_NAME}/tasks/0` }],
+    ['a JobName of another resource type', { JobName: 'projects/p/locations/l/workflows/w' }],
+    ['an oversized JobUID', { JobUID: 'u'.repeat(200) }],
+    ['a NewJobState with spaces', { NewJobState: 'SUCCEEDED OR FAILED' }],
+    ['a Region with a slash', { Region: 'europe-west2/x' }],
+  ])(
+    'rejects a notification with %s before any GetJob (a permanent fault of the message itself)',
+    (_what, overrides) => {
+      // Act + Assert
+      expect(() => classifyMessage(notification('SUCCEEDED', overrides))).toThrow(MalformedEventError);
+    },
+  );
+
+  it('accepts the job names Batch writes: with a project id or number, or a bare id', () => {
+    for (const JobName of [JOB_NAME, JOB_ID, `projects/593129167048/locations/us-central1/jobs/${JOB_ID}`]) {
+      expect(classifyMessage(notification('SUCCEEDED', { JobName }))).toMatchObject({
+        kind: 'job-state',
+        jobName: JobName,
+      });
+    }
+  });
+
   it('passes task notifications through as other', () => {
     expect(classifyMessage(notification('SUCCEEDED', { Type: 'TASK_STATE_CHANGED' }))).toEqual({
       kind: 'other',
