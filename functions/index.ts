@@ -5,9 +5,15 @@
  * `batchwire.yaml` stops the instance with a message naming the bad key, never mid-event.
  *
  * Each function builds its clients lazily, so registering all of them costs no client loads.
+ *
+ * The CloudEvent functions are registered as HTTP functions behind {@link cloudEventEndpoint}:
+ * a malformed request (no body, not JSON, a GET…) gets a 4xx with a message before any handler
+ * runs, where functions-framework's CloudEvent middleware would answer 500 (retried forever).
  */
-import { cloudEvent, http } from '@google-cloud/functions-framework';
+import { http } from '@google-cloud/functions-framework';
 import { getConfig } from '../shared/config/load.js';
+import { cloudEventEndpoint } from '../shared/runtime/cloud-event-endpoint.js';
+import { logger } from '../shared/runtime/logger.js';
 import { createOnComplete, onCompleteDeps } from './on-complete.js';
 import { createOnSchedule } from './on-schedule.js';
 import { createOnUpload, onUploadDeps } from './on-upload.js';
@@ -15,10 +21,10 @@ import { createOnUpload, onUploadDeps } from './on-upload.js';
 const config = getConfig();
 
 // GCS object finalized (Eventarc) → one Cloud Batch job per accepted upload.
-cloudEvent('onUpload', createOnUpload(onUploadDeps(config)));
+http('onUpload', cloudEventEndpoint('onUpload', createOnUpload(onUploadDeps(config)), logger));
 
 // Cloud Scheduler (HTTP + OIDC) → one Workflows execution per tick.
 http('onSchedule', createOnSchedule({ config }));
 
 // Completion topic (Eventarc Pub/Sub trigger, or a push subscription) → one result per job or flow.
-cloudEvent('onComplete', createOnComplete(onCompleteDeps(config)));
+http('onComplete', cloudEventEndpoint('onComplete', createOnComplete(onCompleteDeps(config)), logger));

@@ -9,7 +9,7 @@ import {
   startFlow,
   triggerFromHeaders,
 } from '../shared/domain/flow-start.js';
-import { TransientError } from '../shared/runtime/errors.js';
+import { PermissionDeniedError, TransientError } from '../shared/runtime/errors.js';
 import { type Logger, logger as rootLogger, traceField } from '../shared/runtime/logger.js';
 
 /** Bodies above this are refused with 413: a flow request is a few hundred bytes. */
@@ -98,7 +98,7 @@ export function createOnSchedule(overrides: Partial<OnScheduleDeps> = {}): HttpF
         product: request.product,
         client: request.client,
       });
-      const trigger = triggerFromHeaders(req.headers);
+      const trigger = triggerFromHeaders(req.headers, request.flowConfig, overrides.now?.() ?? new Date());
       const result = await startFlow(request, trigger, {
         config,
         ...(await resolveClients()),
@@ -126,7 +126,12 @@ export function createOnSchedule(overrides: Partial<OnScheduleDeps> = {}): HttpF
         res.set('Retry-After', String(err.retryAfterSeconds));
         reply(res, 409, { error: err.message });
       } else if (err instanceof TransientError) {
-        requestLog.error({ err }, `flow not started, the caller should retry: ${err.message}`);
+        // A missing grant is retryable too (PermissionDeniedError): the entry names what to grant.
+        const denied =
+          err instanceof PermissionDeniedError
+            ? { permission: err.permission, operation: err.operation }
+            : {};
+        requestLog.error({ err, ...denied }, `flow not started, the caller should retry: ${err.message}`);
         res.set('Retry-After', '10');
         reply(res, 503, { error: 'a Google Cloud service is unavailable; retry later' });
       } else {

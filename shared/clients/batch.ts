@@ -83,7 +83,7 @@ export function createBatchAdapter(options: BatchAdapterOptions): BatchAdapter {
         );
         return { name: created.name ?? jobName(jobId), uid: created.uid ?? '' };
       } catch (err) {
-        throw fromGrpcError(err, `CreateJob ${jobId}`);
+        throw fromGrpcError(err, `CreateJob ${jobId}`, { permission: 'batch.jobs.create' });
       }
     },
 
@@ -95,7 +95,7 @@ export function createBatchAdapter(options: BatchAdapterOptions): BatchAdapter {
         const [job] = await batch.getJob({ name }, { timeout, maxRetries: 2 });
         return job as unknown as BatchJobResource;
       } catch (err) {
-        throw fromGrpcError(err, `GetJob ${name}`);
+        throw fromGrpcError(err, `GetJob ${name}`, { permission: 'batch.jobs.get' });
       }
     },
 

@@ -100,12 +100,8 @@ export function publishError(err: unknown, topic: string): Error {
       { cause: err },
     );
   }
-  if (code === GrpcCode.PERMISSION_DENIED || code === GrpcCode.UNAUTHENTICATED) {
-    return new TransientError(`${action}: not allowed to publish (grant roles/pubsub.publisher)`, {
-      cause: err,
-    });
-  }
-  const mapped = fromGrpcError(err, action);
+  // PERMISSION_DENIED / UNAUTHENTICATED become a retryable PermissionDeniedError there.
+  const mapped = fromGrpcError(err, action, { permission: 'pubsub.topics.publish' });
   // Retryable by default: only a message Pub/Sub refuses as such stays permanent.
   return code === GrpcCode.INVALID_ARGUMENT || mapped instanceof TransientError
     ? mapped

@@ -85,7 +85,9 @@ export class RunJobsAdapter {
       await operation.promise();
       return true;
     } catch (error) {
-      const translated = fromGrpcError(error, `cannot create Cloud Run job ${parent}/jobs/${jobId}`);
+      const translated = fromGrpcError(error, `cannot create Cloud Run job ${parent}/jobs/${jobId}`, {
+        permission: 'run.jobs.create',
+      });
       if (translated instanceof AlreadyExistsError) return false;
       throw translated;
     }

@@ -59,7 +59,9 @@ export function createObjectStore(options: ObjectStoreOptions): ObjectStore {
         });
         return true;
       } catch (err) {
-        const mapped = fromHttpError(err, `create gs://${options.bucket}/${name}`);
+        const mapped = fromHttpError(err, `create gs://${options.bucket}/${name}`, {
+          permission: 'storage.objects.create',
+        });
         if (mapped instanceof PreconditionFailedError) return false;
         throw mapped;
       }
@@ -72,7 +74,9 @@ export function createObjectStore(options: ObjectStoreOptions): ObjectStore {
         return contents.toString('utf8');
       } catch (err) {
         if ((err as { code?: unknown }).code === 404) return undefined;
-        throw fromHttpError(err, `read gs://${options.bucket}/${name}`);
+        throw fromHttpError(err, `read gs://${options.bucket}/${name}`, {
+          permission: 'storage.objects.get',
+        });
       }
     },
 
@@ -82,7 +86,9 @@ export function createObjectStore(options: ObjectStoreOptions): ObjectStore {
         const [files] = await bucket.getFiles({ prefix, autoPaginate: true });
         return files.map((file) => ({ name: file.name, size: Number(file.metadata.size ?? 0) }));
       } catch (err) {
-        throw fromHttpError(err, `list gs://${options.bucket}/${prefix}`);
+        throw fromHttpError(err, `list gs://${options.bucket}/${prefix}`, {
+          permission: 'storage.objects.list',
+        });
       }
     },
   };

@@ -40,7 +40,9 @@ export class WorkflowsExecutionsAdapter implements FlowExecutions {
         throw new TransientError(`CreateExecution of ${workflow} returned no execution name`);
       return execution.name;
     } catch (error) {
-      throw fromGrpcError(error, `cannot start an execution of ${workflow}`);
+      throw fromGrpcError(error, `cannot start an execution of ${workflow}`, {
+        permission: 'workflows.executions.create',
+      });
     }
   }
 
@@ -53,7 +55,9 @@ export class WorkflowsExecutionsAdapter implements FlowExecutions {
       );
       return executions.map((execution) => execution.name ?? '').filter(Boolean);
     } catch (error) {
-      throw fromGrpcError(error, `cannot list the executions of ${workflow}`);
+      throw fromGrpcError(error, `cannot list the executions of ${workflow}`, {
+        permission: 'workflows.executions.list',
+      });
     }
   }
 

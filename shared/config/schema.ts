@@ -94,6 +94,13 @@ export const LocalSchema = z
   .strict()
   .default({ images: {} });
 
+/**
+ * Default max event age: 23 hours, an hour under the 24 h for which Eventarc retries a failing
+ * event (https://cloud.google.com/eventarc/docs/retry-events), so the age check can still fire
+ * on the attempts Eventarc makes in its last hour (its backoff is at most 10 minutes).
+ */
+export const DEFAULT_MAX_EVENT_AGE_SECONDS = 82_800;
+
 export const ConfigSchema = z
   .object({
     project: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'a Google Cloud project id'),
@@ -101,8 +108,12 @@ export const ConfigSchema = z
     bucket: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/, 'a Cloud Storage bucket name'),
     /** Topic that Batch job notifications and flow completions are published to. */
     completionTopic: z.string().regex(/^[a-zA-Z][a-zA-Z0-9._~%+-]{2,254}$/),
-    /** Events older than this are dropped with an ERROR log instead of retried forever. */
-    maxEventAgeSeconds: z.number().int().positive().default(86_400),
+    /**
+     * Events older than this are dropped with an ERROR log instead of retried forever. The
+     * default (23 h) sits below Eventarc's own 24 h retry window: at 24 h Eventarc gives up
+     * first, so the drop (and its ERROR log) would never happen.
+     */
+    maxEventAgeSeconds: z.number().int().positive().default(DEFAULT_MAX_EVENT_AGE_SECONDS),
     products: z
       .record(id('product id'), ProductSchema)
       .refine((p) => Object.keys(p).length > 0, 'at least one product'),

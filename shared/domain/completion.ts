@@ -10,10 +10,12 @@ import {
   flowResultEvent,
   type InferenceResultData,
   inferenceResultEvent,
-  type OutputObject,
+  OUTPUTS_MANIFEST_FILE,
+  type OutputsManifest,
   type PublishOnceDeps,
   type PublishOutcome,
   publishOnce,
+  type ResultOutputs,
 } from './output-event.js';
 
 /**
@@ -105,7 +107,7 @@ export const FlowCompletionSchema = z.object({
   /** The client the flow ran for; null for a product-scoped flow (every client is told). */
   client: z.string().regex(ID_PATTERN).nullable(),
   /** `projects/P/locations/L/workflows/W/executions/E`, or a Cloud Run operation name. */
-  execution: z.string().min(1),
+  execution: z.string().min(1).max(1024),
   state: z.enum(['SUCCEEDED', 'FAILED']),
   startedAt: z.iso.datetime({ offset: true }),
   finishedAt: z.iso.datetime({ offset: true }),
@@ -133,6 +135,18 @@ export interface OtherMessage {
 export type ClassifiedMessage = JobStateNotification | FlowCompletionMessage | OtherMessage;
 
 export const JOB_STATE_CHANGED = 'JOB_STATE_CHANGED';
+
+/**
+ * A job name as Batch writes it in `JobName` (`projects/{project id or number}/locations/
+ * {region}/jobs/{job id}`), or a bare job id; Batch job ids are `^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`.
+ */
+export const JOB_NAME_PATTERN =
+  /^(?:projects\/[a-z0-9][a-z0-9-]{0,62}\/locations\/[a-z0-9-]{1,63}\/jobs\/)?[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Batch's job uid (the job id with a suffix), bounded. */
+const JOB_UID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+/** A `google.cloud.batch.v1.JobStatus.State` name. */
+const JOB_STATE_PATTERN = /^[A-Z_]{1,64}$/;
+const REGION_PATTERN = /^[a-z0-9-]{1,63}$/;
 export const FLOW_COMPLETED = 'FLOW_COMPLETED';
 
 /** The job state a notification announces, and what onComplete does with it. */
@@ -177,6 +191,22 @@ export function classifyMessage(message: CompletionMessage): ClassifiedMessage {
       throw new MalformedEventError(
         `job notification ${message.messageId} lacks attribute(s) ${missing.join(', ')}`,
       );
+    }
+    // Checked before GetJob: a name Batch never writes (100 KB, slashes in the id…) would make
+    // the call fail in ways that look transient (a reset stream) and be retried for a day.
+    const region = attribute('Region');
+    const bad = [
+      ['JobName', jobName, JOB_NAME_PATTERN],
+      ['JobUID', jobUid, JOB_UID_PATTERN],
+      ['NewJobState', newState, JOB_STATE_PATTERN],
+      ['Region', region, REGION_PATTERN],
+    ] as const;
+    for (const [name, value, pattern] of bad) {
+      if (value !== undefined && !pattern.test(value)) {
+        throw new MalformedEventError(
+          `job notification ${message.messageId} has an invalid ${name} (${value.length} characters: ${JSON.stringify(value.slice(0, 80))}${value.length > 80 ? '…' : ''}); expected ${pattern}`,
+        );
+      }
     }
     return {
       kind: 'job-state',
@@ -548,16 +578,24 @@ async function handleJobState(
   if (!contract) {
     throw new ForeignJobError(`job ${name} has no Batchwire task contract (BATCHWIRE_INPUT_URI…)`);
   }
-  const outputs = await listOutputs(contract.outputUri, deps);
+  const jobName = job.name || name;
+  const outputs = await recordOutputs(
+    contract.outputUri,
+    { name: jobName, uid: notification.jobUid },
+    {
+      ...deps,
+      log: jobLog,
+    },
+  );
   const succeeded = ending === 'SUCCEEDED';
   const data: InferenceResultData = {
-    version: 1,
+    version: 2,
     status: succeeded ? 'succeeded' : 'failed',
     product,
     client,
     input: { uri: contract.inputUri, generation: contract.inputGeneration ?? null },
-    outputs: { prefix: contract.outputUri, objects: outputs },
-    job: { name: job.name || name, uid: notification.jobUid, taskCount: jobTaskCount(job), state: ending },
+    outputs,
+    job: { name: jobName, uid: notification.jobUid, taskCount: jobTaskCount(job), state: ending },
     timings: jobTimings(job, ending === 'DELETED' ? ['DELETION_IN_PROGRESS'] : [ending]),
     reason: succeeded ? null : failureReason(job, ending as Exclude<JobEnding, 'SUCCEEDED'>),
   };
@@ -591,14 +629,78 @@ export function routeJob(
   return { product, client };
 }
 
-/** The objects under a job's output prefix (when it is in the platform's bucket), by name. */
-async function listOutputs(outputUri: string, deps: CompletionDeps): Promise<OutputObject[]> {
+/**
+ * What a job wrote, for its result: the objects under its output prefix (when that is in the
+ * platform's bucket) are listed once into a manifest object next to them
+ * ({@link OUTPUTS_MANIFEST_FILE}, created only if absent), and the event carries its URI and
+ * counts. A result thus stays a few kilobytes however many objects the job wrote.
+ *
+ * Safe to run twice: a redelivery finds the manifest and reports what it says, so a republished
+ * result is identical to the first. A manifest left by another job of the same id (deleted and
+ * created again) is not trusted: the counts then come from a fresh listing, without a manifest.
+ */
+export async function recordOutputs(
+  outputUri: string,
+  job: OutputsManifest['job'],
+  deps: Pick<CompletionDeps, 'config' | 'store' | 'log'>,
+): Promise<ResultOutputs> {
   const parsed = parseObjectUri(outputUri);
-  if (!parsed || parsed.bucket !== deps.config.bucket) return [];
-  const objects = await deps.store.list(parsed.name);
-  return objects
+  if (!parsed || parsed.bucket !== deps.config.bucket) {
+    return { prefix: outputUri, manifest: null, objectCount: 0, totalBytes: 0 };
+  }
+  const folder = parsed.name.endsWith('/') || parsed.name === '' ? parsed.name : `${parsed.name}/`;
+  const manifestName = `${folder}${OUTPUTS_MANIFEST_FILE}`;
+  const manifestUri = objectUri(parsed.bucket, manifestName);
+
+  const stored = parseManifest(await deps.store.readText(manifestName));
+  if (stored?.job.uid === job.uid) return outputsOf(outputUri, manifestUri, stored);
+
+  const objects = (await deps.store.list(parsed.name))
+    .filter((o) => o.name !== manifestName)
     .map((o) => ({ name: o.name, uri: objectUri(parsed.bucket, o.name), size: o.size }))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const manifest: OutputsManifest = {
+    kind: 'batchwire.outputs-manifest',
+    version: 1,
+    job,
+    prefix: outputUri,
+    objectCount: objects.length,
+    totalBytes: objects.reduce((sum, o) => sum + o.size, 0),
+    objects,
+  };
+  if (stored) {
+    deps.log.warn(
+      { manifest: manifestUri, manifestJobUid: stored.job.uid },
+      'outputs manifest belongs to another job of the same id; reporting a fresh listing without it',
+    );
+    return { ...outputsOf(outputUri, null, manifest) };
+  }
+  const created = await deps.store.createIfAbsent(manifestName, JSON.stringify(manifest), 'application/json');
+  if (!created) {
+    // Another delivery wrote it between our read and our create: its listing is the one reported.
+    const winner = parseManifest(await deps.store.readText(manifestName));
+    if (winner?.job.uid === job.uid) return outputsOf(outputUri, manifestUri, winner);
+  }
+  return outputsOf(outputUri, manifestUri, manifest);
+}
+
+function outputsOf(prefix: string, manifest: string | null, listed: OutputsManifest): ResultOutputs {
+  return { prefix, manifest, objectCount: listed.objectCount, totalBytes: listed.totalBytes };
+}
+
+function parseManifest(text: string | undefined): OutputsManifest | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const value = JSON.parse(text) as Partial<OutputsManifest>;
+    return value.kind === 'batchwire.outputs-manifest' &&
+      typeof value.job?.uid === 'string' &&
+      typeof value.objectCount === 'number' &&
+      typeof value.totalBytes === 'number'
+      ? (value as OutputsManifest)
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function handleFlowCompletion(

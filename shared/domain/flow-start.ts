@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { Cron } from 'croner';
 import type { ObjectStore } from '../clients/ports.js';
 import type { Config } from '../config/schema.js';
 import {
@@ -55,18 +56,57 @@ function header(headers: Headers, name: string): string | undefined {
   return trimmed ? trimmed : undefined;
 }
 
+/** The flow's schedule, as configured (`flows.<id>.schedule` and `timeZone`). */
+export interface FlowSchedule {
+  schedule?: string | undefined;
+  timeZone: string;
+}
+
 /**
  * The trigger of a request from its headers: Cloud Scheduler's `X-CloudScheduler-JobName` and
- * `X-CloudScheduler-ScheduleTime` (both needed), else an `Idempotency-Key`, else none (then
- * every call starts a new run).
+ * `X-CloudScheduler-ScheduleTime`, else an `Idempotency-Key`, else none (then every call starts
+ * a new run).
+ *
+ * Scheduler documents `X-CloudScheduler-ScheduleTime` for App Engine targets only; an HTTP
+ * target may get `X-CloudScheduler: true` and the job name without it. Then the tick is derived
+ * from the flow's own cron schedule and time zone (its latest fire time at or before `now`), so
+ * that a retry of the same tick (which comes before the next one fires) finds the same key.
  */
-export function triggerFromHeaders(headers: Headers): FlowTrigger {
+export function triggerFromHeaders(
+  headers: Headers,
+  flow?: FlowSchedule,
+  now: Date = new Date(),
+): FlowTrigger {
   const jobName = header(headers, 'x-cloudscheduler-jobname');
   const scheduleTime = header(headers, 'x-cloudscheduler-scheduletime');
   if (jobName && scheduleTime) return { kind: 'scheduler', jobName, scheduleTime };
+  const fromScheduler = jobName !== undefined || header(headers, 'x-cloudscheduler') === 'true';
+  if (fromScheduler && flow?.schedule) {
+    const tick = latestFireTime(flow.schedule, flow.timeZone, now);
+    if (tick) return { kind: 'scheduler', jobName: jobName ?? '', scheduleTime: tick.toISOString() };
+  }
   const idempotencyKey = header(headers, 'idempotency-key');
   if (idempotencyKey) return { kind: 'manual', idempotencyKey };
   return { kind: 'none' };
+}
+
+/**
+ * The latest time a cron schedule fires at or before `now`, in the schedule's time zone (unix
+ * cron, as Cloud Scheduler reads it), or undefined when it never fired (or cannot be read).
+ *
+ * @example
+ * latestFireTime('0 4 * * *', 'Europe/London', new Date('2025-07-01T05:00:00Z'))
+ * // 2025-07-01T03:00:00.000Z (04:00 BST)
+ */
+export function latestFireTime(schedule: string, timeZone: string, now: Date): Date | undefined {
+  try {
+    const cron = new Cron(schedule, { timezone: timeZone, paused: true });
+    // croner's previousRuns leaves out a fire time within the reference's own second: ask from
+    // one second later and keep the latest that is not after `now`.
+    return cron.previousRuns(2, new Date(now.getTime() + 1000)).find((at) => at.getTime() <= now.getTime());
+  } catch {
+    return undefined;
+  }
 }
 
 /**

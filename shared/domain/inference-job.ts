@@ -46,8 +46,8 @@ export function completionTopicName(config: Pick<Config, 'project' | 'completion
 /**
  * Builds the Batch job for one accepted upload from its product's `inference` config: the
  * container runnable, resources, fan-out, retries, the task contract's environment, where the
- * VMs run and as whom, labels, Cloud Logging, and a JOB_STATE_CHANGED notification to the
- * completion topic (onComplete's trigger).
+ * VMs run and as whom, labels, Cloud Logging, and JOB_STATE_CHANGED notifications of the
+ * terminal states to the completion topic (onComplete's trigger).
  *
  * Throws a TypeError when the product is not configured: the caller checks that first.
  */
@@ -98,6 +98,18 @@ export function buildInferenceJob(config: Config, input: InferenceJobInput): Bat
     },
     labels: labels({ product: input.product, client: input.client, trigger: 'upload' }),
     logsPolicy: { destination: 'CLOUD_LOGGING' },
-    notifications: [{ pubsubTopic: completionTopicName(config), message: { type: 'JOB_STATE_CHANGED' } }],
+    notifications: NOTIFIED_JOB_STATES.map((newJobState) => ({
+      pubsubTopic: completionTopicName(config),
+      message: { type: 'JOB_STATE_CHANGED' as const, newJobState },
+    })),
   };
 }
+
+/**
+ * The job states Batch notifies the completion topic of: one `JobNotification` per state
+ * (`Message` takes one `new_job_state`, google.cloud.batch.v1.JobNotification.Message), so that
+ * onComplete is never invoked for QUEUED, SCHEDULED or RUNNING. SUCCEEDED, FAILED and CANCELLED
+ * end a job; DELETION_IN_PROGRESS is how a job deleted before it finished makes itself known
+ * (no final state follows it), and onComplete reports that as failed.
+ */
+export const NOTIFIED_JOB_STATES = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'DELETION_IN_PROGRESS'] as const;

@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import { CloudEvent, HTTP } from 'cloudevents';
 import type { ObjectStore, Publisher } from '../clients/ports.js';
 import type { Config } from '../config/schema.js';
 import { outputTopic } from '../plan/names.js';
-import { TransientError } from '../runtime/errors.js';
+import { PermanentError, TransientError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { BATCHWIRE_UUID_NAMESPACE, uuidV5 } from './job-id.js';
 import type { Rejection } from './rejection.js';
@@ -29,12 +30,28 @@ export type OutputEventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
 /** Base URL of the schemas; the files are `shared/contracts/schemas/<name>` in this repository. */
 export const SCHEMA_BASE_URL = 'https://batchwire.dev/schemas/v1/';
 
-/** `dataschema` of each data type: the `$id` of its JSON Schema. */
+/**
+ * `dataschema` of each data type: the `$id` of its JSON Schema. The inference result is at
+ * version 2 (its outputs are a manifest's URI and counts, no longer the list itself).
+ */
 export const DATA_SCHEMAS = {
-  inferenceResult: `${SCHEMA_BASE_URL}inference-result.schema.json`,
+  inferenceResult: 'https://batchwire.dev/schemas/v2/inference-result.schema.json',
   inferenceRejection: `${SCHEMA_BASE_URL}inference-rejection.schema.json`,
   flowResult: `${SCHEMA_BASE_URL}flow-result.schema.json`,
 } as const;
+
+/**
+ * Pub/Sub's limits (https://cloud.google.com/pubsub/quotas#resource_limits): a message is at
+ * most 10 MB, an attribute value at most 1,024 bytes. A result stays far under both whatever
+ * the job wrote: the list of its outputs goes to a manifest object, long texts are cut.
+ */
+export const PUBSUB_MAX_ATTRIBUTE_BYTES = 1024;
+
+/** `ce-subject` is cut to this many UTF-8 bytes (an object name alone may take 1,024). */
+export const MAX_SUBJECT_BYTES = 512;
+
+/** A `reason` is cut to this many characters: enough for a human, bounded for the message. */
+export const MAX_REASON_CHARS = 4096;
 
 /** An object written by a job, with its size in bytes. */
 export interface OutputObject {
@@ -45,14 +62,45 @@ export interface OutputObject {
   size: number;
 }
 
-/** Data of `dev.batchwire.inference.succeeded` and `dev.batchwire.inference.failed`. */
-export interface InferenceResultData {
+/**
+ * What a job wrote, as the event carries it: where, how much, and the manifest object that
+ * lists every object (the list itself would make a message grow with the job's output).
+ */
+export interface ResultOutputs {
+  /** `gs://bucket/{product}/{client}/outputs/{job-id}/`. */
+  prefix: string;
+  /** `gs://…/{job-id}/_batchwire-outputs.json` ({@link OutputsManifest}); null when nothing could be listed. */
+  manifest: string | null;
+  /** Objects under the prefix when the job finished (the manifest itself not counted). */
+  objectCount: number;
+  /** Their total size in bytes. */
+  totalBytes: number;
+}
+
+/** The manifest object onComplete writes once per job under its output prefix. */
+export interface OutputsManifest {
+  kind: 'batchwire.outputs-manifest';
   version: 1;
+  /** The job it lists: `projects/P/locations/L/jobs/J` and its uid. */
+  job: { name: string; uid: string };
+  prefix: string;
+  objectCount: number;
+  totalBytes: number;
+  /** Every object under the prefix when the job finished, sorted by name. */
+  objects: OutputObject[];
+}
+
+/** The name of a job's outputs manifest: next to what it lists, where the client may read it. */
+export const OUTPUTS_MANIFEST_FILE = '_batchwire-outputs.json';
+
+/** Data of `dev.batchwire.inference.succeeded` and `dev.batchwire.inference.failed` (version 2). */
+export interface InferenceResultData {
+  version: 2;
   status: 'succeeded' | 'failed';
   product: string;
   client: string;
   input: { uri: string; generation: string | null };
-  outputs: { prefix: string; objects: OutputObject[] };
+  outputs: ResultOutputs;
   job: {
     /** `projects/P/locations/L/jobs/J`. */
     name: string;
@@ -131,6 +179,36 @@ export function eventSource(project: string, product: string, client: string): s
   return `//batchwire/projects/${project}/products/${product}/clients/${client}`;
 }
 
+/**
+ * `text` cut to at most `maxBytes` UTF-8 bytes, on a character boundary. A cut text ends with
+ * `…#` and 16 hex digits of its full text's SHA-256, so that two long texts that share a
+ * beginning (two object names in one deep folder) still differ.
+ *
+ * @example
+ * boundedUtf8(`objects/${'a'.repeat(2000)}`, 512) // 'objects/aaaa…#3f1c0a9e7b5d2c4e' (512 bytes)
+ */
+export function boundedUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= maxBytes) return text;
+  const suffix = `…#${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
+  const budget = maxBytes - Buffer.byteLength(suffix, 'utf8');
+  let kept = '';
+  let bytes = 0;
+  for (const char of text) {
+    const size = Buffer.byteLength(char, 'utf8');
+    if (bytes + size > budget) break;
+    kept += char;
+    bytes += size;
+  }
+  return `${kept}${suffix}`;
+}
+
+/** A human-readable reason cut to {@link MAX_REASON_CHARS} characters (null stays null). */
+export function boundedReason(reason: string | null): string | null {
+  if (reason === null || reason.length <= MAX_REASON_CHARS) return reason;
+  const marker = ' … (cut; see the logs for the rest)';
+  return `${reason.slice(0, MAX_REASON_CHARS - marker.length)}${marker}`;
+}
+
 function buildEvent<T>(
   envelope: EventEnvelope,
   fields: { id: string; type: OutputEventType; dataschema: string },
@@ -142,7 +220,8 @@ function buildEvent<T>(
     id: fields.id,
     type: fields.type,
     source: eventSource(envelope.project, envelope.product, envelope.client),
-    subject: envelope.subject,
+    // An attribute may hold 1,024 bytes, and `objects/` + an object name can take more.
+    subject: boundedUtf8(envelope.subject, MAX_SUBJECT_BYTES),
     time: envelope.time,
     datacontenttype: 'application/json',
     dataschema: fields.dataschema,
@@ -178,7 +257,7 @@ export function inferenceResultEvent(
       type: data.status === 'succeeded' ? EVENT_TYPES.inferenceSucceeded : EVENT_TYPES.inferenceFailed,
       dataschema: DATA_SCHEMAS.inferenceResult,
     },
-    data,
+    { ...data, reason: boundedReason(data.reason) },
   );
 }
 
@@ -197,7 +276,7 @@ export function flowResultEvent(project: string, data: FlowResultData): CloudEve
       type: data.status === 'succeeded' ? EVENT_TYPES.flowSucceeded : EVENT_TYPES.flowFailed,
       dataschema: DATA_SCHEMAS.flowResult,
     },
-    data,
+    { ...data, reason: boundedReason(data.reason) },
   );
 }
 
@@ -212,7 +291,7 @@ export function rejectionEvent(project: string, rejection: Rejection): CloudEven
     client: rejection.client,
     input: { uri: rejection.objectUri, generation: rejection.generation, size: rejection.size },
     code: rejection.reason,
-    reason: rejection.message,
+    reason: boundedReason(rejection.message) ?? '',
     rejectedAt: rejection.rejectedAt,
   };
   return buildEvent(
@@ -252,6 +331,14 @@ export function toPubSubMessage(event: CloudEvent<unknown>): PubSubMessage {
   }
   // The SDK's default content type carries a charset; the contract says plain application/json.
   attributes['content-type'] = event.datacontenttype ?? 'application/json';
+  for (const [key, value] of Object.entries(attributes)) {
+    // The builders keep every attribute short; this stops a future one from being refused by Pub/Sub.
+    if (Buffer.byteLength(value, 'utf8') > PUBSUB_MAX_ATTRIBUTE_BYTES) {
+      throw new PermanentError(
+        `result event ${event.id}: attribute ${key} has ${Buffer.byteLength(value, 'utf8')} bytes, over Pub/Sub's ${PUBSUB_MAX_ATTRIBUTE_BYTES}`,
+      );
+    }
+  }
   return { data: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8'), attributes };
 }
 

@@ -1,5 +1,5 @@
 import type { CloudEvent } from 'cloudevents';
-import { BatchwireError } from './errors.js';
+import { BatchwireError, PermissionDeniedError } from './errors.js';
 import { type Logger, traceField } from './logger.js';
 
 /** What every event handler receives besides the event. */
@@ -60,7 +60,10 @@ export function cloudEventFunction<T>(
         log.error({ err }, `event acked without retry: ${err.message}`);
         return;
       }
-      log.error({ err }, `event failed, the trigger will retry: ${(err as Error).message}`);
+      // A missing grant is retried too (see PermissionDeniedError); the entry names what to grant.
+      const denied =
+        err instanceof PermissionDeniedError ? { permission: err.permission, operation: err.operation } : {};
+      log.error({ err, ...denied }, `event failed, the trigger will retry: ${(err as Error).message}`);
       throw err;
     }
   };

@@ -15,6 +15,29 @@ export class BatchwireError extends Error {
 /** A fault that a later attempt may not meet: the service was unavailable, slow or overloaded. */
 export class TransientError extends BatchwireError {}
 
+/**
+ * A Google API refused the call for lack of a permission (gRPC PERMISSION_DENIED /
+ * UNAUTHENTICATED, HTTP 401 / 403). Retryable on purpose: a missing grant is an operator's
+ * mistake that is fixed within the trigger's retry window, and acking would drop every event
+ * until then (no job, no result, no rejection). The message names what to grant.
+ */
+export class PermissionDeniedError extends TransientError {
+  /** The IAM permission that was missing (from the error, else what the operation needs), when known. */
+  readonly permission: string | undefined;
+  /** What was being done, e.g. `CreateJob bw-acme-…`. */
+  readonly operation: string;
+
+  constructor(
+    message: string,
+    details: { operation: string; permission?: string | undefined },
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.operation = details.operation;
+    this.permission = details.permission;
+  }
+}
+
 /** A fault that no retry cures: the input, the event or the request is wrong. */
 export class PermanentError extends BatchwireError {
   override readonly retryable: boolean = false;

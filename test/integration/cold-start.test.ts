@@ -72,15 +72,31 @@ const { getFunction } = await import('@google-cloud/functions-framework/testing'
 report.registered = ['onUpload', 'onSchedule', 'onComplete'].filter((name) => typeof getFunction(name) === 'function');
 report.afterRegister = loadedClients();
 
-await getFunction('onUpload')({
-  specversion: '1.0',
-  id: 'cold-start-1',
-  source: '//storage.googleapis.com/projects/_/buckets/batchwire-local-batch',
-  type: 'google.cloud.storage.object.v1.finalized',
-  subject: 'objects/other/prefix/file.txt',
-  time: new Date().toISOString(),
-  data: { bucket: 'batchwire-local-batch', name: 'other/prefix/file.txt', generation: '1', size: '12' },
+// Both are HTTP functions (onUpload behind its CloudEvent guard): an Express-shaped request and response.
+const response = () => ({
+  statusCode: 200,
+  set() { return this; },
+  status(code) { this.statusCode = code; return this; },
+  json(body) { this.body = body; return this; },
+  end() { return this; },
 });
+const uploadRes = response();
+await getFunction('onUpload')({
+  method: 'POST',
+  path: '/',
+  headers: {
+    'content-type': 'application/json',
+    'ce-specversion': '1.0',
+    'ce-id': 'cold-start-1',
+    'ce-source': '//storage.googleapis.com/projects/_/buckets/batchwire-local-batch',
+    'ce-type': 'google.cloud.storage.object.v1.finalized',
+    'ce-subject': 'objects/other/prefix/file.txt',
+    'ce-time': new Date().toISOString(),
+  },
+  body: { bucket: 'batchwire-local-batch', name: 'other/prefix/file.txt', generation: '1', size: '12' },
+  get(name) { return this.headers[name.toLowerCase()]; },
+}, uploadRes);
+report.upload = { status: uploadRes.statusCode };
 report.afterUpload = loadedClients();
 
 const raw = Buffer.from('{ not json');
@@ -91,12 +107,7 @@ const req = {
   body: raw,
   get(name) { return this.headers[name.toLowerCase()]; },
 };
-const res = {
-  statusCode: 200,
-  set() { return this; },
-  status(code) { this.statusCode = code; return this; },
-  json(body) { this.body = body; return this; },
-};
+const res = response();
 await getFunction('onSchedule')(req, res);
 report.schedule = { status: res.statusCode, body: res.body };
 report.afterSchedule = loadedClients();
@@ -144,6 +155,7 @@ describe('cold start of dist/functions/index.js', () => {
     expect(report.afterRegister).toEqual([]);
     // onUpload ran to its decision: the object is not under {product}/{client}/inputs/.
     expect(stdout).toMatch(/"message":"object ignored \(/);
+    expect(report.upload).toEqual({ status: 204 });
     expect(report.afterUpload).toEqual([]);
     // onSchedule answered the bad body itself, before building any client.
     expect(report.schedule).toMatchObject({ status: 400, body: { error: expect.stringMatching(/JSON/) } });

@@ -121,23 +121,38 @@ describe('a function started by the functions-framework CLI', () => {
   });
 
   it.each(['onUpload', 'onComplete'])(
-    'serves %s with the shipped config (a malformed event is acked)',
+    'serves %s with the shipped config (a malformed event is acked, a non-event refused)',
     async (target) => {
       // Arrange
       const run = await startFunction(target, join(REPO_ROOT, 'batchwire.yaml'));
       await waitUntilServing(run);
 
-      // Act: a structured-mode CloudEvent whose data is not what the trigger sends; the function
-      // decides no retry can cure it, so it acks (204) rather than failing (500).
-      const response = await fetch(`http://127.0.0.1:${run.port}/`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: '{}',
-        signal: AbortSignal.timeout(5000),
+      // Act: a structured-mode CloudEvent whose data is not what the trigger sends (the function
+      // decides no retry can cure it, so it acks: 204, not 500), and a body that is no CloudEvent
+      // at all (refused before the function: 400).
+      const post = (contentType: string, body: unknown) =>
+        fetch(`http://127.0.0.1:${run.port}/`, {
+          method: 'POST',
+          headers: { 'content-type': contentType },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(5000),
+        });
+      const malformed = await post('application/cloudevents+json', {
+        specversion: '1.0',
+        id: 'function-start-1',
+        source: '//function-start/test',
+        type:
+          target === 'onUpload'
+            ? 'google.cloud.storage.object.v1.finalized'
+            : 'google.cloud.pubsub.topic.v1.messagePublished',
+        time: new Date().toISOString(),
+        data: {},
       });
+      const none = await post('application/json', {});
 
       // Assert
-      expect(response.status).toBe(204);
+      expect(malformed.status).toBe(204);
+      expect(none.status).toBe(400);
       expect(run.output()).toContain(`Function: ${target}`);
     },
   );

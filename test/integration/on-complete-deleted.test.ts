@@ -132,7 +132,11 @@ describe('onComplete for a job deleted while it ran', () => {
     const created = await jobs.createJob({ jobId, job, requestId: randomUUID() });
     const stateOf = (state: string) =>
       notifications.find((m) => m.attributes.JobUID === created.uid && m.attributes.NewJobState === state);
-    await waitFor(() => stateOf('RUNNING'), 'the RUNNING notification');
+    // Batch notifies terminal states (and deletion) only: read the state itself.
+    await waitFor(async () => {
+      const [current] = await batchClient.getJob({ name: created.name });
+      return current.status?.state === 'RUNNING' ? true : undefined;
+    }, 'the job RUNNING');
 
     // Act: delete it, then deliver its DELETION_IN_PROGRESS notification (twice: a redelivery)
     const [operation] = await batchClient.deleteJob({ name: created.name });

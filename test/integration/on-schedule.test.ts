@@ -286,6 +286,28 @@ describe('onSchedule: dedupe of Scheduler deliveries', () => {
     expect(labelled).toEqual([answer.execution]);
   });
 
+  it('dedupes a Scheduler retry that carries no X-CloudScheduler-ScheduleTime, by the tick derived from the cron schedule', async () => {
+    // Arrange: Scheduler's HTTP-target headers without the schedule time (documented for App Engine only)
+    const body = { flow: 'metadata', product: 'mlops-template' };
+    const headers = {
+      'x-cloudscheduler': 'true',
+      'x-cloudscheduler-jobname': 'bw-mlops-template-metadata-http',
+      'user-agent': 'Google-Cloud-Scheduler',
+    };
+
+    // Act: the attempt and its retry
+    const started = await post(body, headers);
+    const retried = await post(body, headers);
+
+    // Assert
+    expect(started.status).toBe(202);
+    expect(retried.status).toBe(200);
+    expect(JSON.parse(retried.body)).toMatchObject({
+      execution: JSON.parse(started.body).execution,
+      deduped: true,
+    });
+  });
+
   it('dedupes manual runs by Idempotency-Key, and starts a new run for each call without one', async () => {
     const body = { flow: 'metadata', product: 'mlops-template' };
     const a = JSON.parse((await post(body, { 'idempotency-key': 'manual-1' })).body);

@@ -179,12 +179,15 @@ describe('onUpload: one job per upload', () => {
     expect(String(group?.taskSpec?.maxRunDuration?.seconds)).toBe('1800');
     expect(group?.taskSpec?.maxRetryCount).toBe(1);
     expect(job.labels).toEqual({ product: 'mlops-template', client: 'acme', trigger: 'upload' });
-    expect(job.notifications).toEqual([
-      expect.objectContaining({
-        pubsubTopic: `projects/${PROJECT}/topics/it-completions`,
-        message: expect.objectContaining({ type: 'JOB_STATE_CHANGED' }),
-      }),
-    ]);
+    // One notification per terminal state, as the Batch service stored them.
+    expect(job.notifications).toEqual(
+      ['SUCCEEDED', 'FAILED', 'CANCELLED', 'DELETION_IN_PROGRESS'].map((newJobState) =>
+        expect.objectContaining({
+          pubsubTopic: `projects/${PROJECT}/topics/it-completions`,
+          message: expect.objectContaining({ type: 'JOB_STATE_CHANGED', newJobState }),
+        }),
+      ),
+    );
     expect(job.logsPolicy?.destination).toBe('CLOUD_LOGGING');
     expect(job.allocationPolicy?.instances?.[0]?.policy?.machineType).toBe('e2-standard-4');
     expect(job.allocationPolicy?.location?.allowedLocations).toEqual(['zones/europe-west2-a']);
@@ -405,8 +408,8 @@ describe('onUpload: Batch failures', () => {
 
   it('acks a permanent Batch error with an ERROR log (no retry cures it)', async () => {
     // Arrange
-    const name = 'mlops-template/acme/inputs/denied.jsonl';
-    batchService.injectFault('CreateJob', GrpcCode.PERMISSION_DENIED, 1);
+    const name = 'mlops-template/acme/inputs/refused.jsonl';
+    batchService.injectFault('CreateJob', GrpcCode.INVALID_ARGUMENT, 1);
 
     // Act
     const response = await fn.postEvent(
@@ -416,8 +419,38 @@ describe('onUpload: Batch failures', () => {
     // Assert
     expect(response.status).toBe(204);
     expect(await jobsFor(name)).toEqual([]);
-    expect(logsAbout('PERMISSION_DENIED', 'ERROR')).not.toEqual([]);
+    expect(logsAbout('INVALID_ARGUMENT', 'ERROR')).not.toEqual([]);
   });
+
+  it.each([
+    ['PERMISSION_DENIED', GrpcCode.PERMISSION_DENIED],
+    ['UNAUTHENTICATED', GrpcCode.UNAUTHENTICATED],
+  ])(
+    'fails the event on %s (a missing grant), naming the permission, and the retry makes the job once granted',
+    async (codeName, code) => {
+      // Arrange
+      const name = `mlops-template/acme/inputs/denied-${codeName.toLowerCase()}.jsonl`;
+      const event = storageFinalizedEvent({ bucket: BUCKET, name, generation: '4', size: 5 });
+      batchService.injectFault('CreateJob', code, 1);
+
+      // Act
+      const denied = await fn.postEvent(event);
+      const retried = await fn.postEvent(event);
+
+      // Assert: failed (Eventarc redelivers), with an ERROR entry that says what to grant.
+      expect(denied.status).toBe(500);
+      const entries = logsAbout(codeName, 'ERROR').filter((e) => e.eventId === event.headers['ce-id']);
+      expect(entries).toEqual([
+        expect.objectContaining({
+          permission: 'batch.jobs.create',
+          operation: expect.stringContaining('CreateJob'),
+        }),
+      ]);
+      expect(entries[0]?.message).toContain('missing permission batch.jobs.create');
+      expect(retried.status).toBe(204);
+      expect(await jobsFor(name)).toHaveLength(1);
+    },
+  );
 });
 
 describe('the Batch adapter against the local Batch service', () => {

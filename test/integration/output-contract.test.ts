@@ -96,12 +96,17 @@ async function waitForMessages(count: number, timeoutMs = 10_000): Promise<Messa
 }
 
 const result: InferenceResultData = {
-  version: 1,
+  version: 2,
   status: 'succeeded',
   product: 'mlops-template',
   client: 'acme',
   input: { uri: `gs://${BUCKET}/mlops-template/acme/inputs/a.jsonl`, generation: '1' },
-  outputs: { prefix: `gs://${BUCKET}/mlops-template/acme/outputs/bw-x/`, objects: [] },
+  outputs: {
+    prefix: `gs://${BUCKET}/mlops-template/acme/outputs/bw-x/`,
+    manifest: `gs://${BUCKET}/mlops-template/acme/outputs/bw-x/_batchwire-outputs.json`,
+    objectCount: 0,
+    totalBytes: 0,
+  },
   job: {
     name: `projects/${PROJECT}/locations/europe-west2/jobs/bw-mlops-template-acme-00000000000000000001`,
     uid: 'uid-contract-1',

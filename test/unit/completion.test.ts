@@ -238,6 +238,30 @@ describe('classifyMessage', () => {
     );
   });
 
+  it.each([
+    ['a 100 KB JobName', { JobName: `${JOB_NAME}${'x'.repeat(100_000)}` }],
+    ['a JobName with a path in its id', { JobName: `${JOB_NAME}/tasks/0` }],
+    ['a JobName of another resource type', { JobName: 'projects/p/locations/l/workflows/w' }],
+    ['an oversized JobUID', { JobUID: 'u'.repeat(200) }],
+    ['a NewJobState with spaces', { NewJobState: 'SUCCEEDED OR FAILED' }],
+    ['a Region with a slash', { Region: 'europe-west2/x' }],
+  ])(
+    'rejects a notification with %s before any GetJob (a permanent fault of the message itself)',
+    (_what, overrides) => {
+      // Act + Assert
+      expect(() => classifyMessage(notification('SUCCEEDED', overrides))).toThrow(MalformedEventError);
+    },
+  );
+
+  it('accepts the job names Batch writes: with a project id or number, or a bare id', () => {
+    for (const JobName of [JOB_NAME, JOB_ID, `projects/593129167048/locations/us-central1/jobs/${JOB_ID}`]) {
+      expect(classifyMessage(notification('SUCCEEDED', { JobName }))).toMatchObject({
+        kind: 'job-state',
+        jobName: JobName,
+      });
+    }
+  });
+
   it('passes task notifications through as other', () => {
     expect(classifyMessage(notification('SUCCEEDED', { Type: 'TASK_STATE_CHANGED' }))).toEqual({
       kind: 'other',
@@ -406,7 +430,7 @@ describe('routeJob', () => {
 });
 
 describe('handleCompletion: job notifications', () => {
-  it('publishes one succeeded result to the client topic, with the outputs listed', async () => {
+  it('publishes one succeeded result to the client topic, with the outputs in a manifest', async () => {
     // Arrange
     const { deps, store, publisher, getJobCalls } = setup();
     store.objects.set(`mlops-template/acme/outputs/${JOB_ID}/part-1.jsonl`, 'bb');
@@ -427,7 +451,7 @@ describe('handleCompletion: job notifications', () => {
     expect(event.subject).toBe(`jobs/${JOB_ID}`);
     expect(event.time).toBe('2024-05-01T10:02:05.000Z');
     expect(event.data).toEqual({
-      version: 1,
+      version: 2,
       status: 'succeeded',
       product: 'mlops-template',
       client: 'acme',
@@ -437,18 +461,9 @@ describe('handleCompletion: job notifications', () => {
       },
       outputs: {
         prefix: `gs://test-bucket/mlops-template/acme/outputs/${JOB_ID}/`,
-        objects: [
-          {
-            name: `mlops-template/acme/outputs/${JOB_ID}/part-0.jsonl`,
-            uri: `gs://test-bucket/mlops-template/acme/outputs/${JOB_ID}/part-0.jsonl`,
-            size: 1,
-          },
-          {
-            name: `mlops-template/acme/outputs/${JOB_ID}/part-1.jsonl`,
-            uri: `gs://test-bucket/mlops-template/acme/outputs/${JOB_ID}/part-1.jsonl`,
-            size: 2,
-          },
-        ],
+        manifest: `gs://test-bucket/mlops-template/acme/outputs/${JOB_ID}/_batchwire-outputs.json`,
+        objectCount: 2,
+        totalBytes: 3,
       },
       job: { name: JOB_NAME, uid: UID, taskCount: 4, state: 'SUCCEEDED' },
       timings: {
@@ -463,6 +478,60 @@ describe('handleCompletion: job notifications', () => {
       kind: 'published',
       results: [{ topic: 'batch-mlops-template-acme-outputs', eventId: event.id, outcome: 'published' }],
     });
+  });
+
+  it('stays far under Pub/Sub limits with thousands of outputs with long names: the list goes to the manifest', async () => {
+    // Arrange: 5,000 objects whose names reach GCS's 1,024-byte limit (several MB of names)
+    const { deps, store, publisher } = setup();
+    const folder = `mlops-template/acme/outputs/${JOB_ID}/`;
+    const names = Array.from({ length: 5_000 }, (_, i) => {
+      const stem = `${folder}${String(i).padStart(5, '0')}-`;
+      return `${stem}${'é'.repeat((1_024 - Buffer.byteLength(stem) - 6) / 2)}.jsonl`;
+    });
+    for (const name of names) store.objects.set(name, 'xy');
+
+    // Act
+    await handleCompletion(notification('SUCCEEDED'), deps);
+
+    // Assert: a message of a few kB, every attribute under 1,024 bytes
+    const [message] = publisher.messages;
+    expect(message?.data.length).toBeLessThan(8 * 1024);
+    for (const value of Object.values(message?.attributes ?? {})) {
+      expect(Buffer.byteLength(value)).toBeLessThanOrEqual(1_024);
+    }
+    const event = fromPubSubMessage<InferenceResultData>(message as never);
+    expect(event.data?.outputs).toEqual({
+      prefix: `gs://test-bucket/${folder}`,
+      manifest: `gs://test-bucket/${folder}_batchwire-outputs.json`,
+      objectCount: 5_000,
+      totalBytes: 10_000,
+    });
+    // ... and the manifest lists every object, sorted by name
+    const manifest = JSON.parse(store.objects.get(`${folder}_batchwire-outputs.json`) as string);
+    expect(manifest).toMatchObject({
+      kind: 'batchwire.outputs-manifest',
+      version: 1,
+      job: { name: JOB_NAME, uid: UID },
+      objectCount: 5_000,
+      totalBytes: 10_000,
+    });
+    expect(manifest.objects.map((o: { name: string }) => o.name)).toEqual(names);
+  });
+
+  it('republishes an identical result from the stored manifest, even when the prefix changed since', async () => {
+    // Arrange: a first delivery wrote the manifest and published; the marker was lost (a crash)
+    const { deps, store, publisher } = setup();
+    store.objects.set(`mlops-template/acme/outputs/${JOB_ID}/part-0.jsonl`, 'a');
+    await handleCompletion(notification('SUCCEEDED', {}, 'm-1'), deps);
+    store.objects.delete(publishedObjectName(inferenceResultId(UID, 'SUCCEEDED')));
+    store.objects.set(`mlops-template/acme/outputs/${JOB_ID}/late.txt`, 'written later');
+
+    // Act
+    await handleCompletion(notification('SUCCEEDED', {}, 'm-1'), deps);
+
+    // Assert
+    expect(publisher.messages).toHaveLength(2);
+    expect(publisher.messages[1]?.data.equals(publisher.messages[0]?.data as Buffer)).toBe(true);
   });
 
   it('publishes nothing for a duplicate notification (another message id)', async () => {

@@ -7,6 +7,7 @@ import {
   dedupeKey,
   type FlowExecutions,
   FlowStartInProgressError,
+  latestFireTime,
   planFlowStart,
   startedObjectName,
   startFlow,
@@ -68,6 +69,68 @@ describe('triggerFromHeaders and dedupeKey', () => {
       idempotencyKey: 'k',
     });
     expect(triggerFromHeaders({ 'x-cloudscheduler-jobname': 'j' })).toEqual({ kind: 'none' });
+  });
+
+  describe('without X-CloudScheduler-ScheduleTime (documented for App Engine targets only)', () => {
+    const daily = { schedule: '0 4 * * *', timeZone: 'Europe/London' };
+    const scheduler = { 'x-cloudscheduler': 'true', 'x-cloudscheduler-jobname': 'bw-train-acme' };
+
+    it("derives the tick from the flow's cron schedule and time zone: its latest fire time at or before now", () => {
+      // 04:00 in London is 03:00 UTC in summer (BST) and 04:00 UTC in winter.
+      expect(triggerFromHeaders(scheduler, daily, new Date('2025-07-01T03:00:02Z'))).toEqual({
+        kind: 'scheduler',
+        jobName: 'bw-train-acme',
+        scheduleTime: '2025-07-01T03:00:00.000Z',
+      });
+      expect(latestFireTime(daily.schedule, daily.timeZone, new Date('2025-01-10T04:00:00Z'))).toEqual(
+        new Date('2025-01-10T04:00:00Z'),
+      );
+      expect(latestFireTime(daily.schedule, daily.timeZone, new Date('2025-01-10T03:59:59Z'))).toEqual(
+        new Date('2025-01-09T04:00:00Z'),
+      );
+    });
+
+    it('gives a retry of the same tick the same key, and the next tick a new one', () => {
+      // Arrange: the first attempt, Scheduler's retry 20 minutes later, and the next night's tick
+      const first = triggerFromHeaders(scheduler, daily, new Date('2025-03-01T04:00:01Z'));
+      const retry = triggerFromHeaders(scheduler, daily, new Date('2025-03-01T04:20:00Z'));
+      const next = triggerFromHeaders(scheduler, daily, new Date('2025-03-02T04:00:03Z'));
+
+      // Assert
+      expect(dedupeKey(retry, train)).toBe(dedupeKey(first, train));
+      expect(dedupeKey(next, train)).not.toBe(dedupeKey(first, train));
+      expect(first).toMatchObject({ kind: 'scheduler', scheduleTime: '2025-03-01T04:00:00.000Z' });
+    });
+
+    it('recognises Scheduler by X-CloudScheduler alone, and prefers the header when Scheduler sends it', () => {
+      const now = new Date('2025-03-01T04:00:05Z');
+      expect(triggerFromHeaders({ 'x-cloudscheduler': 'true' }, daily, now)).toEqual({
+        kind: 'scheduler',
+        jobName: '',
+        scheduleTime: '2025-03-01T04:00:00.000Z',
+      });
+      expect(
+        triggerFromHeaders(
+          { ...scheduler, 'x-cloudscheduler-scheduletime': '2025-03-01T04:00:00Z' },
+          daily,
+          now,
+        ),
+      ).toMatchObject({ scheduleTime: '2025-03-01T04:00:00Z' });
+    });
+
+    it('falls back to Idempotency-Key or none for a flow without a schedule, or one that cannot be read', () => {
+      const now = new Date('2025-03-01T04:00:05Z');
+      expect(triggerFromHeaders(scheduler, { timeZone: 'Etc/UTC' }, now)).toEqual({ kind: 'none' });
+      expect(
+        triggerFromHeaders({ ...scheduler, 'idempotency-key': 'k' }, { timeZone: 'Etc/UTC' }, now),
+      ).toEqual({
+        kind: 'manual',
+        idempotencyKey: 'k',
+      });
+      expect(triggerFromHeaders(scheduler, { schedule: 'not a cron', timeZone: 'Etc/UTC' }, now)).toEqual({
+        kind: 'none',
+      });
+    });
   });
 
   it('gives the same key for the same tick, a new key for a new tick, another flow or client, and none without a trigger', () => {

@@ -116,8 +116,13 @@ describe('buildInferenceJob', () => {
     });
     expect(job.labels).toEqual({ product: 'mlops-template', client: 'acme', trigger: 'upload' });
     expect(job.logsPolicy).toEqual({ destination: 'CLOUD_LOGGING' });
+    // One entry per terminal state: a bare JOB_STATE_CHANGED would notify QUEUED, SCHEDULED and RUNNING too.
+    const topic = 'projects/test-project/topics/completions';
     expect(job.notifications).toEqual([
-      { pubsubTopic: 'projects/test-project/topics/completions', message: { type: 'JOB_STATE_CHANGED' } },
+      { pubsubTopic: topic, message: { type: 'JOB_STATE_CHANGED', newJobState: 'SUCCEEDED' } },
+      { pubsubTopic: topic, message: { type: 'JOB_STATE_CHANGED', newJobState: 'FAILED' } },
+      { pubsubTopic: topic, message: { type: 'JOB_STATE_CHANGED', newJobState: 'CANCELLED' } },
+      { pubsubTopic: topic, message: { type: 'JOB_STATE_CHANGED', newJobState: 'DELETION_IN_PROGRESS' } },
     ]);
   });
 

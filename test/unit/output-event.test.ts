@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ObjectStore, Publisher } from '../../shared/clients/ports.js';
 import {
+  boundedUtf8,
   DATA_SCHEMAS,
   EVENT_TYPES,
   type FlowResultData,
@@ -14,6 +15,9 @@ import {
   type InferenceResultData,
   inferenceResultEvent,
   inferenceResultId,
+  MAX_REASON_CHARS,
+  MAX_SUBJECT_BYTES,
+  PUBSUB_MAX_ATTRIBUTE_BYTES,
   publishRejection,
   rejectionEvent,
   rejectionId,
@@ -27,7 +31,7 @@ import { testConfig } from '../helpers/config.js';
 const SCHEMA_DIR = new URL('../../shared/contracts/schemas/', import.meta.url);
 const ajv = new Ajv2020({ allErrors: true, strict: true });
 addFormats.default(ajv);
-for (const file of ['inference-result', 'inference-rejection', 'flow-result']) {
+for (const file of ['inference-result', 'inference-result.v1', 'inference-rejection', 'flow-result']) {
   ajv.addSchema(JSON.parse(readFileSync(new URL(`${file}.schema.json`, SCHEMA_DIR), 'utf8')));
 }
 
@@ -41,20 +45,17 @@ function validate(dataschema: string | undefined, data: unknown): string[] {
 const JOB_NAME = 'projects/p-123456/locations/europe-west2/jobs/bw-mlops-template-acme-0123456789abcdef0123';
 
 const succeeded: InferenceResultData = {
-  version: 1,
+  version: 2,
   status: 'succeeded',
   product: 'mlops-template',
   client: 'acme',
   input: { uri: 'gs://bucket-1/mlops-template/acme/inputs/a.jsonl', generation: '1700000000000001' },
   outputs: {
     prefix: 'gs://bucket-1/mlops-template/acme/outputs/bw-mlops-template-acme-0123456789abcdef0123/',
-    objects: [
-      {
-        name: 'mlops-template/acme/outputs/bw-mlops-template-acme-0123456789abcdef0123/part-0.jsonl',
-        uri: 'gs://bucket-1/mlops-template/acme/outputs/bw-mlops-template-acme-0123456789abcdef0123/part-0.jsonl',
-        size: 12,
-      },
-    ],
+    manifest:
+      'gs://bucket-1/mlops-template/acme/outputs/bw-mlops-template-acme-0123456789abcdef0123/_batchwire-outputs.json',
+    objectCount: 1,
+    totalBytes: 12,
   },
   job: { name: JOB_NAME, uid: 'uid-1', taskCount: 1, state: 'SUCCEEDED' },
   timings: {
@@ -151,6 +152,70 @@ describe('inferenceResultEvent', () => {
   it('has a schema that refuses a failure without a reason', () => {
     expect(validate(DATA_SCHEMAS.inferenceResult, { ...failed, reason: null })).not.toEqual([]);
     expect(validate(DATA_SCHEMAS.inferenceResult, { ...succeeded, extra: 1 })).not.toEqual([]);
+  });
+
+  it('is version 2 of the contract: the v2 schema refuses the v1 list of objects, the v1 schema stays for old messages', () => {
+    // Arrange
+    const v1 = {
+      ...succeeded,
+      version: 1,
+      outputs: { prefix: succeeded.outputs.prefix, objects: [] },
+    };
+
+    // Assert
+    expect(DATA_SCHEMAS.inferenceResult).toBe(
+      'https://batchwire.dev/schemas/v2/inference-result.schema.json',
+    );
+    expect(validate(DATA_SCHEMAS.inferenceResult, v1)).not.toEqual([]);
+    expect(validate('https://batchwire.dev/schemas/v1/inference-result.schema.json', v1)).toEqual([]);
+  });
+
+  it('cuts a reason to 4,096 characters, still valid against the schema', () => {
+    // Act
+    const event = inferenceResultEvent(
+      'p-123456',
+      { ...failed, reason: `task failed: ${'x'.repeat(1_000_000)}` },
+      { time: '2024-05-01T10:02:05.000Z' },
+    );
+
+    // Assert
+    expect(event.data?.reason?.length).toBe(MAX_REASON_CHARS);
+    expect(validate(event.dataschema, event.data)).toEqual([]);
+    expect(toPubSubMessage(event).data.length).toBeLessThan(8 * 1024);
+  });
+});
+
+describe('attribute sizes', () => {
+  it('keeps ce-subject of a rejection under 1,024 bytes for an object name at GCS’s 1,024-byte limit', () => {
+    // Arrange: a multi-byte name of exactly 1,024 UTF-8 bytes
+    const name = `mlops-template/acme/inputs/${'ü'.repeat((1_024 - 27) / 2)}.t`.slice(0, 1_024);
+    const other = `${name.slice(0, -3)}.x`;
+    expect(Buffer.byteLength(name)).toBeGreaterThan(1_000);
+
+    // Act
+    const message = toPubSubMessage(
+      rejectionEvent('p-123456', { ...rejection, name, objectUri: `gs://bucket-1/${name}` }),
+    );
+    const otherMessage = toPubSubMessage(
+      rejectionEvent('p-123456', { ...rejection, name: other, objectUri: `gs://bucket-1/${other}` }),
+    );
+
+    // Assert: every attribute fits, the cut subjects of two names stay distinct, the data has the full name
+    for (const value of Object.values(message.attributes)) {
+      expect(Buffer.byteLength(value)).toBeLessThanOrEqual(PUBSUB_MAX_ATTRIBUTE_BYTES);
+    }
+    const subject = message.attributes['ce-subject'] as string;
+    expect(Buffer.byteLength(subject)).toBeLessThanOrEqual(MAX_SUBJECT_BYTES);
+    expect(subject).toMatch(/^objects\/mlops-template\/acme\/inputs\/ü+…#[0-9a-f]{16}$/);
+    expect(otherMessage.attributes['ce-subject']).not.toBe(subject);
+    expect(JSON.parse(message.data.toString('utf8')).input.uri).toBe(`gs://bucket-1/${name}`);
+  });
+
+  it('leaves a subject that fits as it is, and never splits a character', () => {
+    expect(boundedUtf8('jobs/bw-1', MAX_SUBJECT_BYTES)).toBe('jobs/bw-1');
+    const cut = boundedUtf8('€'.repeat(400), 100);
+    expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(100);
+    expect(cut).toMatch(/^€+…#[0-9a-f]{16}$/);
   });
 });
 

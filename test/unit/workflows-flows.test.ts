@@ -7,6 +7,7 @@ import {
   type ConnectorRegistry,
   executeWorkflow,
   parseWorkflow,
+  WorkflowException,
   WorkflowRuntimeError,
 } from '../../local/workflows/index.js';
 import { parseFlowRequest } from '../../shared/domain/flow-request.js';
@@ -284,5 +285,89 @@ describe('Cloud Run job workflows', () => {
     expect(timeout).toBeGreaterThanOrEqual(7 * 24 * 3600);
     expect(timeout).toBeLessThanOrEqual(2_147_483);
     expect(recorded.published).toEqual([expect.objectContaining({ state: 'SUCCEEDED' })]);
+  });
+});
+
+describe('publish_failure: every way a flow can fail still publishes flow.failed', () => {
+  const FLOWS = [
+    ['train', { flow: 'train', product: 'mlops-template', client: 'acme' }],
+    ['metadata', { flow: 'metadata', product: 'mlops-template' }],
+    ['run-job', { flow: 'refit', product: 'mlops-template', client: 'acme' }],
+  ] as const;
+
+  it.each(FLOWS.map(([workflow]) => workflow))(
+    '%s builds the failure text without string(), which Google documents for integers, doubles and booleans only',
+    (workflow) => {
+      // Arrange: the subworkflow's own source (from its header to the next top-level key).
+      const source = readFileSync(join(WORKFLOWS_DIR, `${workflow}.workflows.yaml`), 'utf8');
+      const start = source.indexOf('\npublish_failure:');
+      const end = source.indexOf('\n\n', start + 1);
+      const body = source
+        .slice(start, end)
+        .split('\n')
+        .filter((line) => !line.trim().startsWith('#'))
+        .join('\n');
+
+      // Assert (https://cloud.google.com/workflows/docs/reference/stdlib/expression-helpers)
+      expect(start).toBeGreaterThan(0);
+      expect(body).not.toMatch(/(^|[^._a-z])string\(/);
+    },
+  );
+
+  /** A connector answer that raises `value` where the flow starts its job. */
+  function failingAt(workflow: string, value: unknown, recorded: Recorded): ConnectorRegistry {
+    const registry = connectors(recorded, {
+      states: ['SUCCEEDED'],
+      createAnswers: [
+        () => {
+          throw new WorkflowException(value);
+        },
+      ],
+    });
+    if (workflow !== 'train') {
+      registry[RUN_JOB] = async () => {
+        throw new WorkflowException(value);
+      };
+    }
+    return registry;
+  }
+
+  it.each(
+    FLOWS.flatMap(([workflow, body]) =>
+      [
+        [
+          'an error map with a string message',
+          { message: 'quota exceeded', tags: ['HttpError'] },
+          'quota exceeded',
+        ],
+        [
+          'an error map whose message is a map',
+          { message: { reason: 'x' }, code: 7 },
+          { json: { message: { reason: 'x' }, code: 7 } },
+        ],
+        ['an error map without a message', { code: 500 }, { json: { code: 500 } }],
+        ['a raised string', 'boom', 'boom'],
+        ['a raised number', 42, '42'],
+      ].map(([what, raised, text]) => [workflow, what, body, raised, text] as const),
+    ),
+  )('%s publishes FAILED for %s', async (workflow, _what, body, raised, text) => {
+    // Arrange
+    const recorded: Recorded = { creates: [], gets: 0, runs: [], published: [] };
+
+    // Act
+    const { error } = await execute(
+      workflow,
+      argumentOf(body),
+      failingAt(workflow, raised, recorded),
+      fakeClock(),
+    );
+
+    // Assert: the failure path itself ran to its publish, then the execution failed with the error.
+    expect(recorded.published).toEqual([expect.objectContaining({ state: 'FAILED' })]);
+    const published = recorded.published[0]?.error as string;
+    // The JSON cases are compared as values: key order is the encoder's own.
+    if (typeof text === 'string') expect(published).toBe(text);
+    else expect(JSON.parse(published)).toEqual((text as { json: unknown }).json);
+    expect(error).toBeInstanceOf(WorkflowRuntimeError);
   });
 });
