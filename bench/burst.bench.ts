@@ -281,6 +281,7 @@ export const benchmark: Benchmark = {
       log(
         `${latencies.length} results in ${burstSeconds.toFixed(1)} s; ${tree.samples} process samples; ${failed} not succeeded`,
       );
+      log(`largest processes at peak RSS: ${tree.largestAtPeak.join('; ')}`);
       const cpuPerResult = cpuSeconds / Math.max(1, latencies.length);
       const measurements: BenchMeasurement[] = [
         { metric: `uploads (N)`, value: n, unit: 'uploads' },

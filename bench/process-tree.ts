@@ -9,6 +9,8 @@ export interface TreeSample {
   /** Processes of the tree whose command line contains one of the `count` patterns. */
   matching: number;
   processes: number;
+  /** The largest processes of the tree: `<MiB> <command line, cut>`. */
+  largest: string[];
 }
 
 /**
@@ -28,7 +30,8 @@ export async function sampleTree(rootPid: number, count: readonly string[]): Pro
     children.set(Number(ppid), siblings);
   }
   const root = [...children.values()].flat().find((entry) => entry.pid === rootPid);
-  if (!root) return { rssBytes: 0, matching: 0, processes: 0 };
+  if (!root) return { rssBytes: 0, matching: 0, processes: 0, largest: [] };
+  const all: Array<{ rssKiB: number; args: string }> = [];
   let rssKiB = 0;
   let matching = 0;
   let processes = 0;
@@ -37,10 +40,15 @@ export async function sampleTree(rootPid: number, count: readonly string[]): Pro
     const entry = stack.pop() as (typeof stack)[number];
     processes++;
     rssKiB += entry.rssKiB;
+    all.push(entry);
     if (count.some((pattern) => entry.args.includes(pattern))) matching++;
     stack.push(...(children.get(entry.pid) ?? []));
   }
-  return { rssBytes: rssKiB * 1024, matching, processes };
+  const largest = all
+    .sort((a, b) => b.rssKiB - a.rssKiB)
+    .slice(0, 5)
+    .map((entry) => `${Math.round(entry.rssKiB / 1024)} MiB ${entry.args.slice(0, 100)}`);
+  return { rssBytes: rssKiB * 1024, matching, processes, largest };
 }
 
 /**
@@ -50,6 +58,7 @@ export async function sampleTree(rootPid: number, count: readonly string[]): Pro
  */
 export function watchTree(rootPid: number, count: readonly string[], intervalMs = 200) {
   let peakRssBytes = 0;
+  let largestAtPeak: string[] = [];
   let peakMatching = 0;
   let samples = 0;
   let stopped = false;
@@ -58,7 +67,10 @@ export function watchTree(rootPid: number, count: readonly string[], intervalMs 
       try {
         const sample = await sampleTree(rootPid, count);
         samples++;
-        peakRssBytes = Math.max(peakRssBytes, sample.rssBytes);
+        if (sample.rssBytes > peakRssBytes) {
+          peakRssBytes = sample.rssBytes;
+          largestAtPeak = sample.largest;
+        }
         peakMatching = Math.max(peakMatching, sample.matching);
       } catch {
         // ps failed once (the machine is busy): the next sample counts.
@@ -67,10 +79,15 @@ export function watchTree(rootPid: number, count: readonly string[], intervalMs 
     }
   })();
   return {
-    async stop(): Promise<{ peakRssBytes: number; peakMatching: number; samples: number }> {
+    async stop(): Promise<{
+      peakRssBytes: number;
+      largestAtPeak: string[];
+      peakMatching: number;
+      samples: number;
+    }> {
       stopped = true;
       await loop;
-      return { peakRssBytes, peakMatching, samples };
+      return { peakRssBytes, largestAtPeak, peakMatching, samples };
     },
   };
 }
