@@ -18,6 +18,12 @@ const integer = (value: string) => {
   return n;
 };
 
+const positiveInteger = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('not a positive integer');
+  return n;
+};
+
 /** `--<service>-port N` for every port of the local platform (dev and demo start it). */
 function withPortOptions(command: Command): Command {
   for (const [name, port] of Object.entries(DEFAULT_PORTS)) {
@@ -41,11 +47,17 @@ withPortOptions(
     .option('--data <dir>', 'keep buckets, messages and job records in this folder across restarts')
     .option('--json', 'print activity as JSON lines')
     .option('--verbose', 'also print debug logs and framework output')
-    .option('--no-schedules', 'do not fire flows on their cron schedules'),
+    .option('--no-schedules', 'do not fire flows on their cron schedules')
+    .option(
+      '--max-tasks <n>',
+      'task processes (Batch and Cloud Run job tasks) that may run at once; more jobs wait QUEUED (default: 2 per core, capped by free memory at 512 MiB per task)',
+      positiveInteger,
+    ),
 ).action(async (options: Record<string, unknown>) => {
   const { dev } = await import('./commands/dev.js');
   await dev({
     ports: portsFrom(options),
+    ...(options.maxTasks === undefined ? {} : { maxTasks: options.maxTasks as number }),
     ...(options.data ? { data: String(options.data) } : {}),
     json: Boolean(options.json),
     verbose: Boolean(options.verbose),

@@ -1,5 +1,6 @@
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import type { Logger } from '../../shared/runtime/logger.js';
+import { PUBLISH_CALL_OPTIONS, PUBLISH_DEADLINE_MS } from './notification-retry.js';
 import type { JobMessage, JobNotificationMessage, JobState, TaskState } from './types.js';
 
 /**
@@ -106,7 +107,10 @@ export function taskStateMessages(
     }));
 }
 
-const PUBLISH_TIMEOUT_MS = 10_000;
+// The client retries within PUBLISH_DEADLINE_MS; this only guards against a call that never settles.
+const PUBLISH_TIMEOUT_MS = PUBLISH_DEADLINE_MS + 5_000;
+/** How long close() waits for queued notifications. */
+const CLOSE_TIMEOUT_MS = 10_000;
 
 /**
  * Publishes notifications with the real Pub/Sub client to the emulator. Messages of one job are
@@ -177,7 +181,7 @@ export class NotificationPublisher {
     );
     const client = await this.client;
     // One message per batch: a state change is published now, not after a batching delay.
-    const topic = client.topic(name, { batching: { maxMessages: 1 } });
+    const topic = client.topic(name, { batching: { maxMessages: 1 }, gaxOpts: PUBLISH_CALL_OPTIONS });
     this.topics.set(name, topic);
     return topic;
   }
@@ -186,7 +190,7 @@ export class NotificationPublisher {
   async close(): Promise<void> {
     await Promise.race([
       Promise.allSettled([...this.pending]),
-      new Promise((resolve) => setTimeout(resolve, PUBLISH_TIMEOUT_MS).unref()),
+      new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS).unref()),
     ]);
     this.closed = true;
     const client = this.client;

@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger, type Logger } from '../../shared/runtime/logger.js';
-import { type TaskState as ExecutorTaskState, runTaskGroup } from '../executor/index.js';
+import {
+  defaultTaskSlots,
+  type TaskState as ExecutorTaskState,
+  runTaskGroup,
+  TaskSlots,
+} from '../executor/index.js';
 import { bindLoopback, grpcError, loadGrpcPackage, lookup } from '../grpc/protos.js';
 import { JobStore, type StoredJob } from './job-store.js';
 import {
@@ -63,6 +68,12 @@ export interface BatchServiceOptions {
   pubsubHost?: string;
   /** Extra env for every task, e.g. STORAGE_EMULATOR_HOST. */
   env?: Record<string, string>;
+  /**
+   * The machine-wide task slots (shared with the local Cloud Run jobs service by the platform).
+   * A job stays QUEUED until its first task gets a slot, then turns SCHEDULED and RUNNING.
+   * Default: a pool of this service's own, of {@link defaultTaskSlots} slots.
+   */
+  slots?: TaskSlots;
   onEvent?: (e: PlatformActivity) => void;
   /**
    * Keep job records here (`${dataDir}/jobs/`) across restarts: written on every state change,
@@ -265,6 +276,7 @@ class BatchService {
   private held: Array<{ record: JobRecord; messages: NotificationMessage[] }> = [];
   readonly logDir: string;
   private readonly deletionGraceMs: number;
+  private readonly slots: TaskSlots;
 
   constructor(private readonly options: BatchServiceOptions) {
     this.deletionGraceMs = Math.max(0, options.deletionGraceMs ?? DELETION_GRACE_MS);
@@ -275,6 +287,7 @@ class BatchService {
       this.log,
     );
     this.store = options.dataDir ? new JobStore(options.dataDir, this.log) : undefined;
+    this.slots = options.slots ?? new TaskSlots(defaultTaskSlots());
   }
 
   /**
@@ -614,7 +627,6 @@ class BatchService {
     // Let CreateJob answer first, as a queued job starts later than its creation.
     await new Promise((resolve) => setImmediate(resolve));
     if (signal.aborted) return;
-    this.transition(record, 'SCHEDULED');
 
     const group = record.job.task_groups[0] as TaskGroupMessage;
     const runnables = group.task_spec?.runnables ?? [];
@@ -630,8 +642,10 @@ class BatchService {
           ? runnableArgv(runnables[0] as never, images, baseDir)
           : multiRunnableArgv(runnables, images, baseDir);
     } catch (err) {
-      // The image has no local stand-in: as an image that cannot be pulled, the job fails.
+      // The image has no local stand-in: as an image that cannot be pulled, the job fails
+      // (without taking a slot: no process would run).
       const reason = (err as Error).message;
+      this.transition(record, 'SCHEDULED');
       this.failTasks(record, reason);
       this.transition(
         record,
@@ -654,6 +668,11 @@ class BatchService {
       parallelism,
       maxRetryCount: group.task_spec?.max_retry_count ?? 0,
       signal,
+      // QUEUED ("waiting for resources", in Batch's words) until a slot is free; SCHEDULED once
+      // the job holds one, RUNNING as its first task starts (see taskState).
+      slots: this.slots,
+      owner: record.job.name,
+      onAdmitted: () => this.transition(record, 'SCHEDULED'),
       taskFor: (index, attempt) => ({
         argv,
         env: {

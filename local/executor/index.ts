@@ -3,6 +3,7 @@
  */
 export { type ContainerRunnable, resolveContainer, UnmappedImageError } from './resolve-container.js';
 export {
+  type AttemptRunner,
   baseEnvironment,
   EXIT_NOT_RUNNABLE,
   runTaskGroup,
@@ -11,3 +12,10 @@ export {
   type TaskSpec,
   type TaskState,
 } from './run-task-group.js';
+export {
+  defaultTaskSlots,
+  type SlotLease,
+  TASK_MEMORY_BUDGET_BYTES,
+  TaskSlots,
+  type TaskSlotsSnapshot,
+} from './task-slots.js';

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
+import type { TaskSlots } from './task-slots.js';
 
 /** One attempt of one task: what to run, with which environment, where. */
 export interface TaskSpec {
@@ -30,7 +31,26 @@ export interface TaskGroupRun {
   onTaskState?(index: number, state: TaskState, detail?: { exitCode?: number; attempt: number }): void;
   /** Aborting kills every running task's process group; tasks not yet started never start. */
   signal?: AbortSignal;
+  /**
+   * The machine-wide pool this group takes its slots from (see {@link TaskSlots}): each of the
+   * group's workers (at most `parallelism`) holds one slot while it runs tasks, one after
+   * another, as a Batch VM runs the tasks given to it. Without it, `parallelism` alone limits.
+   */
+  slots?: TaskSlots;
+  /** Who waits for slots, as the pool shows it (a job or execution name). */
+  owner?: string;
+  /** Called once, when the group holds its first slot and before its first task starts. */
+  onAdmitted?(): void;
+  /** Runs one attempt; resolves with its exit status. Default: a local child process. */
+  runAttempt?: AttemptRunner;
 }
+
+/** Runs one attempt of a task to completion and resolves with its exit status (never rejects). */
+export type AttemptRunner = (
+  spec: TaskSpec,
+  logFile: string,
+  signal: AbortSignal | undefined,
+) => Promise<number>;
 
 export interface TaskGroupResult {
   succeeded: number;
@@ -76,8 +96,12 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   }
 }
 
-/** Runs one attempt to completion; resolves with its exit status (never rejects). */
-function runAttempt(spec: TaskSpec, logFile: string, signal: AbortSignal | undefined): Promise<number> {
+/** Runs one attempt as a child process; resolves with its exit status (never rejects). */
+export function runProcessAttempt(
+  spec: TaskSpec,
+  logFile: string,
+  signal: AbortSignal | undefined,
+): Promise<number> {
   mkdirSync(dirname(logFile), { recursive: true });
   const fd = openSync(logFile, 'a');
   return new Promise<number>((resolve) => {
@@ -150,30 +174,52 @@ export async function runTaskGroup(run: TaskGroupRun): Promise<TaskGroupResult> 
   for (let index = 0; index < taskCount; index++) run.onTaskState?.(index, 'PENDING', { attempt: 0 });
 
   let next = 0;
+  let admitted = false;
+  const runAttempt = run.runAttempt ?? runProcessAttempt;
+  // Once every task is claimed, workers still waiting for a slot leave the queue: the group
+  // needs no more slots, and the next job in line should get them.
+  const claimedAll = new AbortController();
+  const stopWaiting = run.signal ? AbortSignal.any([run.signal, claimedAll.signal]) : claimedAll.signal;
+  const claim = (): number | undefined => {
+    if (next >= taskCount || run.signal?.aborted) return undefined;
+    const index = next++;
+    if (next >= taskCount) claimedAll.abort();
+    return index;
+  };
   const worker = async (): Promise<void> => {
-    while (next < taskCount && !run.signal?.aborted) {
-      const index = next++;
-      for (let attempt = 0; ; attempt++) {
-        run.onTaskState?.(index, 'RUNNING', { attempt });
-        const exitCode = await runAttempt(
-          run.taskFor(index, attempt),
-          run.logFile(index, attempt),
-          run.signal,
-        );
-        exitCodes[index] = exitCode;
-        if (exitCode === 0) {
-          succeeded++;
-          run.onTaskState?.(index, 'SUCCEEDED', { exitCode, attempt });
+    const lease = run.slots ? await run.slots.acquire(run.owner ?? 'task group', stopWaiting) : undefined;
+    if (run.slots && !lease) return;
+    try {
+      if (!admitted && next < taskCount && !run.signal?.aborted) {
+        admitted = true;
+        run.onAdmitted?.();
+      }
+      for (let index = claim(); index !== undefined; index = claim()) {
+        for (let attempt = 0; ; attempt++) {
+          run.onTaskState?.(index, 'RUNNING', { attempt });
+          const exitCode = await runAttempt(
+            run.taskFor(index, attempt),
+            run.logFile(index, attempt),
+            run.signal,
+          );
+          exitCodes[index] = exitCode;
+          if (exitCode === 0) {
+            succeeded++;
+            run.onTaskState?.(index, 'SUCCEEDED', { exitCode, attempt });
+            break;
+          }
+          if (attempt < maxRetryCount && !run.signal?.aborted) {
+            run.onTaskState?.(index, 'PENDING', { exitCode, attempt });
+            continue;
+          }
+          failed++;
+          run.onTaskState?.(index, 'FAILED', { exitCode, attempt });
           break;
         }
-        if (attempt < maxRetryCount && !run.signal?.aborted) {
-          run.onTaskState?.(index, 'PENDING', { exitCode, attempt });
-          continue;
-        }
-        failed++;
-        run.onTaskState?.(index, 'FAILED', { exitCode, attempt });
-        break;
       }
+    } finally {
+      // Released on success, failure and abort alike: a slot outlives no task.
+      lease?.release();
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallelism, taskCount) }, worker));

@@ -75,3 +75,46 @@ export function createDevConsole(options: {
     },
   };
 }
+
+/** The part of the task slot pool the console reads (local/executor/task-slots.ts). */
+export interface SlotsSource {
+  snapshot(): { limit: number; inUse: number; waiting: number; waitingOwners: string[] };
+  onChange(listener: () => void): () => void;
+}
+
+/**
+ * Shows queued work: a `slots` line such as `task slots 4/4 busy, 37 jobs queued` whenever
+ * the backlog changes, at most once per `intervalMs` (a burst of 500 uploads must not print 500
+ * lines of it), and one last line when the queue is empty again. Nothing while no job waits.
+ * Returns the function that stops following.
+ */
+export function followTaskSlots(
+  slots: SlotsSource,
+  report: (activity: Activity) => void,
+  intervalMs = 1_000,
+): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let printed = '';
+  let queuedBefore = false;
+  const print = () => {
+    timer = undefined;
+    const { limit, inUse, waitingOwners } = slots.snapshot();
+    const queued = waitingOwners.length;
+    if (queued === 0 && !queuedBefore) return;
+    const message = `task slots ${inUse}/${limit} busy, ${queued === 0 ? 'no job' : queued === 1 ? '1 job' : `${queued} jobs`} queued`;
+    queuedBefore = queued > 0;
+    if (message === printed) return;
+    printed = message;
+    report({ kind: 'slots', message, limit, inUse, queued });
+  };
+  const unsubscribe = slots.onChange(() => {
+    if (timer) return;
+    timer = setTimeout(print, intervalMs);
+    timer.unref();
+  });
+  return () => {
+    unsubscribe();
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+  };
+}

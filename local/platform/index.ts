@@ -8,13 +8,14 @@ import { PermanentError } from '../../shared/runtime/errors.js';
 import { createLogger, type Logger } from '../../shared/runtime/logger.js';
 import { startBatchService } from '../batch/server.js';
 import { startEventarcRouter } from '../eventarc/router.js';
+import { defaultTaskSlots, TaskSlots } from '../executor/index.js';
 import { startPubSubEmulator } from '../pubsub/emulator.js';
 import { startRunService } from '../run/server.js';
 import { startSchedulerApi } from '../scheduler/api.js';
 import { startScheduler } from '../scheduler/scheduler.js';
 import { startStorageServer } from '../storage/server.js';
 import { startWorkflowsService } from '../workflows/server.js';
-import type { Activity, DevConsole } from './console.js';
+import { type Activity, type DevConsole, followTaskSlots } from './console.js';
 import { removeEnvFile, writeEnvFile } from './env-file.js';
 import { startFunctionProcess } from './function-process.js';
 import { acquireLock } from './lock.js';
@@ -46,6 +47,11 @@ export interface PlatformOptions {
   ports?: Partial<Ports>;
   /** Keep buckets, messages and job records here across restarts; by default nothing is kept. */
   dataDir?: string;
+  /**
+   * How many task processes (Batch tasks and Cloud Run job tasks together) may run at once;
+   * more jobs wait QUEUED. Default: {@link defaultTaskSlots} (from the cores and free memory).
+   */
+  maxTasks?: number;
   /** Fire flows on their cron schedules (default true). */
   schedules?: boolean;
   console: DevConsole;
@@ -138,7 +144,17 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     Object.assign(process.env, clientEnv);
     const baseDir = dirname(options.configPath);
 
+    // One pool for the machine: the Batch and Cloud Run jobs services take slots from it alike.
+    const slots = new TaskSlots(options.maxTasks ?? defaultTaskSlots());
+    report({
+      kind: 'slots',
+      message: `at most ${slots.limit} task process${slots.limit === 1 ? '' : 'es'} at once (--max-tasks); more jobs wait QUEUED`,
+      limit: slots.limit,
+    });
+    stack.push(followTaskSlots(slots, report));
+
     const batch = await startBatchService({
+      slots,
       port: ports.batch,
       images: config.local.images,
       baseDir,
@@ -160,6 +176,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     stack.push(() => batch.close());
 
     const run = await startRunService({
+      slots,
       port: ports.run,
       images: config.local.images,
       baseDir,

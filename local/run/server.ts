@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { resolveContainer, runTaskGroup } from '../executor/index.js';
+import { defaultTaskSlots, resolveContainer, runTaskGroup, TaskSlots } from '../executor/index.js';
 import { bindLoopback, grpcError, loadGrpcPackage, lookup } from '../grpc/protos.js';
 
 /** What the dev console shows. */
@@ -23,6 +23,11 @@ export interface RunServiceOptions {
   env?: Record<string, string>;
   /** Task logs: `${logDir}/run/${executionId}/task-${index}-attempt-${attempt}.log`. Default: a temp dir. */
   logDir?: string;
+  /**
+   * The machine-wide task slots, shared with the local Batch service by the platform: an
+   * execution's tasks wait for slots like a Batch job's. Default: a pool of its own.
+   */
+  slots?: TaskSlots;
   onEvent?: (activity: PlatformActivity) => void;
 }
 
@@ -142,6 +147,7 @@ export async function startRunService(options: RunServiceOptions = {}): Promise<
   const baseDir = options.baseDir ?? process.cwd();
   const logDir = options.logDir ?? mkdtempSync(join(tmpdir(), 'batchwire-run-'));
   const emit = (activity: PlatformActivity) => options.onEvent?.(activity);
+  const slots = options.slots ?? new TaskSlots(defaultTaskSlots());
 
   const jobs = new Map<string, JobResource>();
   const executions = new Map<string, ExecutionRecord>();
@@ -344,6 +350,8 @@ export async function startRunService(options: RunServiceOptions = {}): Promise<
       parallelism,
       maxRetryCount: maxRetries,
       signal: abort.signal,
+      slots,
+      owner: executionName,
       taskFor: (index, attempt) => ({
         argv: argv(),
         env: { ...env, CLOUD_RUN_TASK_INDEX: String(index), CLOUD_RUN_TASK_ATTEMPT: String(attempt) },

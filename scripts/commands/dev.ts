@@ -8,6 +8,8 @@ export interface DevOptions {
   json?: boolean;
   verbose?: boolean;
   schedules?: boolean;
+  /** Task processes that may run at once (`--max-tasks`); default from the machine. */
+  maxTasks?: number;
   ports: Partial<Ports>;
 }
 
@@ -23,6 +25,7 @@ export async function dev(options: DevOptions): Promise<void> {
     ports: options.ports,
     ...(options.data ? { dataDir: options.data } : {}),
     schedules: options.schedules ?? true,
+    ...(options.maxTasks === undefined ? {} : { maxTasks: options.maxTasks }),
     console: devConsole,
   });
 

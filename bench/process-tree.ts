@@ -1,0 +1,126 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface TreeSample {
+  /** Summed resident memory of the root and all its descendants, in bytes. */
+  rssBytes: number;
+  /** Processes of the tree whose command line contains one of the `count` patterns. */
+  matching: number;
+  processes: number;
+  /** The largest processes of the tree: `<MiB> <command line, cut>`. */
+  largest: string[];
+}
+
+/**
+ * One look at a process tree through `ps` (Linux and macOS): every descendant of `rootPid`,
+ * however deep and whatever its process group (Batch tasks run in groups of their own).
+ */
+export async function sampleTree(rootPid: number, count: readonly string[]): Promise<TreeSample> {
+  const { stdout } = await run('ps', ['-e', '-o', 'pid=,ppid=,rss=,args='], { maxBuffer: 16 * 1024 * 1024 });
+  const children = new Map<number, Array<{ pid: number; rssKiB: number; args: string }>>();
+  for (const line of stdout.split('\n')) {
+    const match = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(.*)$/.exec(line);
+    if (!match) continue;
+    const [, pid, ppid, rss, args = ''] = match;
+    const entry = { pid: Number(pid), rssKiB: Number(rss), args };
+    const siblings = children.get(Number(ppid)) ?? [];
+    siblings.push(entry);
+    children.set(Number(ppid), siblings);
+  }
+  const root = [...children.values()].flat().find((entry) => entry.pid === rootPid);
+  if (!root) return { rssBytes: 0, matching: 0, processes: 0, largest: [] };
+  const all: Array<{ rssKiB: number; args: string }> = [];
+  let rssKiB = 0;
+  let matching = 0;
+  let processes = 0;
+  const stack = [root];
+  while (stack.length > 0) {
+    const entry = stack.pop() as (typeof stack)[number];
+    processes++;
+    rssKiB += entry.rssKiB;
+    all.push(entry);
+    if (count.some((pattern) => entry.args.includes(pattern))) matching++;
+    stack.push(...(children.get(entry.pid) ?? []));
+  }
+  const largest = all
+    .sort((a, b) => b.rssKiB - a.rssKiB)
+    .slice(0, 5)
+    .map((entry) => `${Math.round(entry.rssKiB / 1024)} MiB ${entry.args.slice(0, 100)}`);
+  return { rssBytes: rssKiB * 1024, matching, processes, largest };
+}
+
+/**
+ * Samples the tree every `intervalMs` until stopped, keeping the peaks. A sampler can miss a
+ * peak shorter than its interval; the Batch service's own pool is what enforces the limit, this
+ * is the outside view that checks it.
+ */
+export function watchTree(rootPid: number, count: readonly string[], intervalMs = 200) {
+  let peakRssBytes = 0;
+  let largestAtPeak: string[] = [];
+  let peakMatching = 0;
+  let samples = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const sample = await sampleTree(rootPid, count);
+        samples++;
+        if (sample.rssBytes > peakRssBytes) {
+          peakRssBytes = sample.rssBytes;
+          largestAtPeak = sample.largest;
+        }
+        peakMatching = Math.max(peakMatching, sample.matching);
+      } catch {
+        // ps failed once (the machine is busy): the next sample counts.
+      }
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  })();
+  return {
+    async stop(): Promise<{
+      peakRssBytes: number;
+      largestAtPeak: string[];
+      peakMatching: number;
+      samples: number;
+    }> {
+      stopped = true;
+      await loop;
+      return { peakRssBytes, largestAtPeak, peakMatching, samples };
+    },
+  };
+}
+
+/**
+ * CPU time (user + system, in seconds) the tree has used so far: each live process's own time
+ * plus the time of its children that have exited and been reaped (Linux `/proc/<pid>/stat`
+ * fields utime, stime, cutime, cstime). Batch tasks are reaped by the platform process, so a
+ * finished task still counts. NaN where `/proc` is missing.
+ */
+export async function treeCpuSeconds(rootPid: number, ticksPerSecond = 100): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const { stdout } = await run('ps', ['-e', '-o', 'pid=,ppid='], { maxBuffer: 16 * 1024 * 1024 });
+  const children = new Map<number, number[]>();
+  for (const line of stdout.split('\n')) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    if (pid === undefined || ppid === undefined || Number.isNaN(pid)) continue;
+    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  }
+  let ticks = 0;
+  const stack = [rootPid];
+  while (stack.length > 0) {
+    const pid = stack.pop() as number;
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      // Fields after the command (which may hold spaces) start at ") ": state is field 3.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0);
+    } catch {
+      if (pid === rootPid) return Number.NaN;
+      // Exited between ps and now: its time went to its parent's cutime.
+    }
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return ticks / ticksPerSecond;
+}
