@@ -346,13 +346,13 @@ class BatchService {
         this.failTasks(record, 'the job was cancelled');
         this.transition(record, 'CANCELLED');
       } else {
-        const reason = 'the local platform restarted while the job ran, which stopped its tasks';
+        const reason = 'the local platform stopped while the job ran, which stopped its tasks';
         this.log.warn({ job: name, state: status.state }, `failing job: ${reason}`);
         this.failTasks(record, reason);
         this.transition(
           record,
           'FAILED',
-          `Job state is set from ${status.state} to FAILED for job ${name}. The local platform restarted while the job ran, which stopped its tasks.`,
+          `Job state is set from ${status.state} to FAILED for job ${name}. The local platform stopped while the job ran, which stopped its tasks.`,
         );
       }
       if (lastSeen !== undefined && record.runningSince !== undefined) {

@@ -18,16 +18,26 @@ export interface RetryPolicy {
   multiplier: number;
   /** Events older than this are dropped with an error instead of retried. */
   maxAgeMs: number;
-  /** Per-attempt timeout: a destination that hangs counts as a failed attempt. */
+  /**
+   * Per-attempt deadline: the destination function's timeout. A handler still running past it
+   * counts as a failed attempt and the event is retried, as Cloud Functions ends the request.
+   */
   attemptTimeoutMs: number;
 }
+
+/**
+ * The timeout a function is deployed with when none is given: 60 s, at most 540 s for an
+ * event-driven function (cloud.google.com/functions/docs/configuring/timeout, `gcloud functions
+ * deploy --timeout`). Past it Cloud Functions answers 504 and the trigger retries.
+ */
+export const EVENT_FUNCTION_TIMEOUT_MS = 60_000;
 
 export const EVENTARC_RETRY: RetryPolicy = {
   initialDelayMs: 500,
   maxDelayMs: 30_000,
   multiplier: 2,
   maxAgeMs: 24 * 3600_000,
-  attemptTimeoutMs: 540_000,
+  attemptTimeoutMs: EVENT_FUNCTION_TIMEOUT_MS,
 };
 
 export type DeliveryOutcome =
@@ -68,7 +78,10 @@ export async function deliver(
       lastError = `HTTP ${response.status}`;
     } catch (err) {
       if (options.signal?.aborted) return { kind: 'aborted', attempts: attempt };
-      lastError = (err as Error).message;
+      lastError =
+        (err as Error).name === 'TimeoutError'
+          ? `no answer within the function's timeout (${policy.attemptTimeoutMs} ms)`
+          : (err as Error).message;
     }
     options.observer?.onRetry?.(attempt, lastError, delay);
     await sleep(delay, options.signal);

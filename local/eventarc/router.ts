@@ -8,10 +8,11 @@ import {
   EVENTARC_RETRY,
   type RetryPolicy,
 } from './delivery.js';
+import { PendingEventStore } from './pending-store.js';
 
 /** What the router tells the dev console about each event it routes. */
 export interface RouterActivity {
-  kind: 'event.delivered' | 'event.retry' | 'event.dropped';
+  kind: 'event.delivered' | 'event.retry' | 'event.dropped' | 'event.kept';
   trigger: string;
   message: string;
   [key: string]: unknown;
@@ -22,6 +23,8 @@ export interface StorageTrigger {
   name: string;
   bucket: string;
   destination: string;
+  /** The destination function's timeout: each delivery's deadline (default 60 s). */
+  timeoutMs?: number;
 }
 
 /** A Pub/Sub trigger: messages published to one topic, to one destination. */
@@ -30,6 +33,8 @@ export interface PubSubTrigger {
   project: string;
   topic: string;
   destination: string;
+  /** The destination function's timeout: each delivery's deadline (default 60 s). */
+  timeoutMs?: number;
 }
 
 export interface EventarcRouterOptions {
@@ -39,14 +44,34 @@ export interface EventarcRouterOptions {
   storageTriggers?: StorageTrigger[];
   pubsubTriggers?: PubSubTrigger[];
   retry?: Partial<RetryPolicy>;
+  /**
+   * Keep the storage events accepted but not yet delivered here (one file each) and deliver
+   * them after a restart; Pub/Sub triggers need none, their messages stay unacked instead.
+   */
+  dataDir?: string;
   onActivity?: (activity: RouterActivity) => void;
 }
 
 export interface EventarcRouter {
   /** Resolves when every event accepted so far has been delivered, rejected or dropped. */
   idle(): Promise<void>;
-  close(): Promise<void>;
+  /** How many deliveries are under way (attempting or waiting to retry). */
+  inFlight(): number;
+  /**
+   * Delivers a finalize event for `object` now, as the storage trigger of its bucket would
+   * (start-up reconciliation uses it for inputs whose event was never delivered).
+   */
+  redeliverFinalize(object: StorageObjectResource): void;
+  /**
+   * Stops taking events, lets the deliveries under way finish for up to `drainMs` (default
+   * 10 s), then aborts the rest: their storage events stay in `dataDir`, their Pub/Sub messages
+   * unacked, for the next start.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
 }
+
+/** How long a stop lets deliveries under way finish before it cuts them short. */
+export const DEFAULT_DRAIN_MS = 10_000;
 
 const STORAGE_DATA_SCHEMA =
   'https://googleapis.github.io/google-cloudevents/jsonschema/google/events/cloud/storage/v1/StorageObjectData.json';
@@ -63,24 +88,32 @@ const PUBSUB_DATA_SCHEMA =
  * of the router redelivers rather than loses the message, as with Eventarc's own subscription.
  */
 export async function startEventarcRouter(options: EventarcRouterOptions): Promise<EventarcRouter> {
-  const policy: RetryPolicy = { ...EVENTARC_RETRY, ...options.retry };
+  const basePolicy: RetryPolicy = { ...EVENTARC_RETRY, ...options.retry };
+  const policyFor = (trigger: { timeoutMs?: number }): RetryPolicy =>
+    trigger.timeoutMs === undefined ? basePolicy : { ...basePolicy, attemptTimeoutMs: trigger.timeoutMs };
   const stop = new AbortController();
+  let draining = false;
   const inFlight = new Set<Promise<unknown>>();
   const report = options.onActivity ?? (() => {});
+  const pending = options.dataDir ? new PendingEventStore(options.dataDir) : undefined;
 
-  const track = (trigger: string, subject: string, destination: string, event: BinaryCloudEvent) => {
-    const delivery = deliver(destination, event, policy, {
+  const track = (
+    trigger: { name: string; destination: string; timeoutMs?: number },
+    subject: string,
+    event: BinaryCloudEvent,
+  ) => {
+    const delivery = deliver(trigger.destination, event, policyFor(trigger), {
       signal: stop.signal,
       observer: {
         onRetry: (attempt, reason, delayMs) =>
           report({
             kind: 'event.retry',
-            trigger,
-            message: `${trigger}: ${subject} failed (${reason}), retry ${attempt} in ${delayMs} ms`,
+            trigger: trigger.name,
+            message: `${trigger.name}: ${subject} failed (${reason}), retry ${attempt} in ${delayMs} ms`,
           }),
       },
     }).then((outcome) => {
-      describe(trigger, subject, outcome, report);
+      describe(trigger.name, subject, outcome, report);
       return outcome;
     });
     inFlight.add(delivery);
@@ -88,12 +121,69 @@ export async function startEventarcRouter(options: EventarcRouterOptions): Promi
     return delivery;
   };
 
-  const unsubscribers = (options.storageTriggers ?? []).map((trigger) =>
+  /**
+   * A storage event is written down before its first attempt and forgotten only once it has an
+   * outcome: an aborted delivery (a stop) keeps its record for the next start.
+   */
+  const trackStored = (trigger: StorageTrigger, subject: string, event: BinaryCloudEvent) => {
+    const id = event.headers['ce-id'] ?? '';
+    try {
+      pending?.save({ version: 1, trigger: trigger.name, subject, event });
+    } catch (err) {
+      report({
+        kind: 'event.retry',
+        trigger: trigger.name,
+        message: `${trigger.name}: ${subject} could not be kept for a restart (${(err as Error).message})`,
+      });
+    }
+    if (draining) {
+      // Stopping: accepted, and (with dataDir) kept on disk for the next start, not started now.
+      report({
+        kind: 'event.kept',
+        trigger: trigger.name,
+        message: pending
+          ? `${trigger.name}: ${subject} arrived while stopping, kept for the next start`
+          : `${trigger.name}: ${subject} arrived while stopping and is not delivered (nothing is kept without --data)`,
+      });
+      return;
+    }
+    void track(trigger, subject, event).then((outcome) => {
+      if (outcome.kind !== 'aborted') pending?.remove(id);
+    });
+  };
+
+  const storageTriggers = options.storageTriggers ?? [];
+  const unsubscribers = storageTriggers.map((trigger) =>
     options.storage.onFinalize((object) => {
       if (object.bucket !== trigger.bucket) return;
-      void track(trigger.name, object.name, trigger.destination, storageFinalizedEvent(object));
+      trackStored(trigger, object.name, storageFinalizedEvent(object));
     }),
   );
+
+  // What the previous run accepted and never delivered goes first, to today's destination.
+  for (const kept of pending?.loadAll((file, err) =>
+    report({
+      kind: 'event.dropped',
+      trigger: 'router',
+      message: `unreadable kept event ${file}: ${String(err)}`,
+    }),
+  ) ?? []) {
+    const trigger = storageTriggers.find((t) => t.name === kept.trigger);
+    if (!trigger) {
+      report({
+        kind: 'event.dropped',
+        trigger: kept.trigger,
+        message: `${kept.trigger}: ${kept.subject} kept from the last run, but no such trigger now`,
+      });
+      continue;
+    }
+    report({
+      kind: 'event.retry',
+      trigger: trigger.name,
+      message: `${trigger.name}: ${kept.subject} kept from the last run, delivering`,
+    });
+    trackStored(trigger, kept.subject, kept.event);
+  }
 
   const subscriptions: Subscription[] = [];
   for (const trigger of options.pubsubTriggers ?? []) {
@@ -105,13 +195,19 @@ export async function startEventarcRouter(options: EventarcRouterOptions): Promi
       // The lease is held for as long as the delivery may retry (up to the max age): a lease that
       // lapsed earlier would let the emulator redeliver the message while it is still being retried.
       flowControl: { maxMessages: 100, allowExcessMessages: false },
-      maxExtensionTime: Duration.from({ millis: policy.maxAgeMs }),
+      maxExtensionTime: Duration.from({ millis: basePolicy.maxAgeMs }),
     });
     subscription.on('message', (message: Message) => {
+      if (draining) {
+        // Stopping: leave it to the next start (the subscription keeps it, unacked).
+        message.nack();
+        return;
+      }
       const event = messagePublishedEvent(trigger, subscription.name, message);
-      void track(trigger.name, `message ${message.id}`, trigger.destination, event).then((outcome) => {
+      void track(trigger, `message ${message.id}`, event).then((outcome) => {
         // Aborted deliveries stay unacked so that the next router gets them again.
         if (outcome.kind !== 'aborted') message.ack();
+        else message.nack();
       });
     });
     subscription.on('error', (err) =>
@@ -124,7 +220,28 @@ export async function startEventarcRouter(options: EventarcRouterOptions): Promi
     async idle() {
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
     },
-    async close() {
+    inFlight: () => inFlight.size,
+    redeliverFinalize(object) {
+      for (const trigger of storageTriggers) {
+        if (trigger.bucket === object.bucket)
+          trackStored(trigger, object.name, storageFinalizedEvent(object));
+      }
+    },
+    async close(closeOptions = {}) {
+      if (!draining) {
+        draining = true;
+        const drainMs = closeOptions.drainMs ?? DEFAULT_DRAIN_MS;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          (async () => {
+            while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+          })(),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, drainMs);
+          }),
+        ]);
+        clearTimeout(timer);
+      }
       for (const unsubscribe of unsubscribers) unsubscribe();
       stop.abort();
       await Promise.allSettled([...inFlight]);
@@ -225,6 +342,11 @@ function describe(
       });
       return;
     case 'aborted':
+      report({
+        kind: 'event.kept',
+        trigger,
+        message: `${trigger}: ${subject} cut short by the stop, kept for the next start`,
+      });
       return;
   }
 }

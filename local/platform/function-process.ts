@@ -13,6 +13,9 @@ export function functionsFrameworkMain(): string {
 export interface FunctionProcess {
   name: string;
   url: string;
+  pid: number | undefined;
+  /** Resolves when the process exits, for whatever reason. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): Promise<void>;
 }
 
@@ -27,7 +30,6 @@ export async function startFunctionProcess(options: {
   sourceDir: string;
   env: Record<string, string>;
   onLine: (line: string) => void;
-  onExit?: (code: number | null) => void;
 }): Promise<FunctionProcess> {
   const child: ChildProcess = spawn(
     process.execPath,
@@ -42,21 +44,30 @@ export async function startFunctionProcess(options: {
     { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let exited = false;
-  const exit = new Promise<void>((resolve) =>
-    child.once('exit', (code) => {
+  // A process killed by a signal exits with `code === null` and the signal set: both are kept,
+  // so that a `kill -9` is reported as such rather than as a clean exit.
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
       exited = true;
-      options.onExit?.(code);
-      resolve();
+      resolve({ code, signal });
     }),
   );
   for (const stream of [child.stdout, child.stderr]) {
     if (stream) createInterface({ input: stream }).on('line', options.onLine);
   }
   const url = `http://127.0.0.1:${options.port}`;
-  await waitForHttp(url, () => exited, `${options.name} (functions-framework on port ${options.port})`);
+  try {
+    await waitForHttp(url, () => exited, `${options.name} (functions-framework on port ${options.port})`);
+  } catch (err) {
+    if (!exited) child.kill('SIGKILL');
+    await exit;
+    throw err;
+  }
   return {
     name: options.name,
     url,
+    pid: child.pid,
+    exited: exit,
     async stop() {
       if (!exited) child.kill('SIGTERM');
       await exit;
@@ -77,4 +88,155 @@ export async function waitForHttp(url: string, hasDied: () => boolean, what: str
     }
   }
   throw new Error(`${what} did not answer within ${timeoutMs} ms`);
+}
+
+/** How a supervised function is doing, as the console shows it. */
+export type FunctionState = 'starting' | 'up' | 'restarting' | 'crashed' | 'stopped';
+
+export interface FunctionHealth {
+  name: string;
+  /**
+   * `restarting`: it exited and is being started again; `crashed`: several starts in a row
+   * failed (it is still retried, at the longest backoff).
+   */
+  state: FunctionState;
+  /** Restarts since the platform started. */
+  restarts: number;
+  pid?: number;
+  /** The last unexpected exit: `code` is null when a signal (`signal`) ended it. */
+  lastExit?: { code: number | null; signal: NodeJS.Signals | null; at: string };
+}
+
+export interface SupervisedFunction {
+  name: string;
+  url: string;
+  health(): FunctionHealth;
+  stop(): Promise<void>;
+}
+
+export interface SupervisionPolicy {
+  initialDelayMs: number;
+  maxDelayMs: number;
+  /** Consecutive failed starts after which the function is reported `crashed`. */
+  crashedAfter: number;
+  /** A process that stayed up this long starts the backoff over on its next exit. */
+  healthyAfterMs: number;
+}
+
+export const SUPERVISION: SupervisionPolicy = {
+  initialDelayMs: 250,
+  maxDelayMs: 30_000,
+  crashedAfter: 5,
+  healthyAfterMs: 30_000,
+};
+
+/**
+ * Runs one function as Cloud Functions runs an instance: when its process exits or is killed
+ * (not stopped by us), it is started again on the same port, with exponential backoff, and
+ * `onEvent` gets one line each time. Events that fail meanwhile are the trigger's to retry
+ * (the router's backoff), as Eventarc retries an instance that crashed.
+ *
+ * Resolves once the first start answers; a first start that fails rejects (the platform then
+ * does not start), later ones are retried for as long as the platform runs.
+ */
+export async function superviseFunction(options: {
+  name: string;
+  port: number;
+  sourceDir: string;
+  env: Record<string, string>;
+  onLine: (line: string) => void;
+  onEvent: (message: string) => void;
+  onHealth?: (health: FunctionHealth) => void;
+  /** Asked before each restart: false once the platform is stopping (a process-group signal). */
+  shouldRestart?: () => boolean;
+  policy?: Partial<SupervisionPolicy>;
+}): Promise<SupervisedFunction> {
+  const policy = { ...SUPERVISION, ...options.policy };
+  const health: FunctionHealth = { name: options.name, state: 'starting', restarts: 0 };
+  const changed = () => options.onHealth?.({ ...health });
+  let stopping = false;
+  let current: FunctionProcess | undefined;
+  let wake: (() => void) | undefined;
+  let loop: Promise<void> = Promise.resolve();
+
+  const start = () =>
+    startFunctionProcess({
+      name: options.name,
+      port: options.port,
+      sourceDir: options.sourceDir,
+      env: options.env,
+      onLine: options.onLine,
+    });
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      wake = done;
+      function done() {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      }
+    });
+
+  const watch = (proc: FunctionProcess) => {
+    current = proc;
+    health.state = 'up';
+    health.pid = proc.pid;
+    changed();
+    const upSince = Date.now();
+    loop = proc.exited.then(async ({ code, signal }) => {
+      if (stopping || options.shouldRestart?.() === false) return;
+      current = undefined;
+      health.lastExit = { code, signal, at: new Date().toISOString() };
+      health.state = 'restarting';
+      health.pid = undefined;
+      changed();
+      let delay = Date.now() - upSince >= policy.healthyAfterMs ? 0 : policy.initialDelayMs;
+      let failures = 0;
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      options.onEvent(`${options.name} ${how}; restarting${delay ? ` in ${delay} ms` : ''}`);
+      while (!stopping) {
+        if (delay > 0) await sleep(delay);
+        if (stopping) return;
+        try {
+          const next = await start();
+          if (stopping) {
+            await next.stop();
+            return;
+          }
+          health.restarts += 1;
+          options.onEvent(`${options.name} restarted (pid ${next.pid}, restart ${health.restarts})`);
+          watch(next);
+          return;
+        } catch (err) {
+          failures += 1;
+          delay = Math.min(Math.max(delay * 2, policy.initialDelayMs), policy.maxDelayMs);
+          if (failures >= policy.crashedAfter && health.state !== 'crashed') {
+            health.state = 'crashed';
+            changed();
+          }
+          options.onEvent(
+            `${options.name} did not start (${(err as Error).message}); ${health.state}, next try in ${delay} ms`,
+          );
+        }
+      }
+    });
+  };
+
+  watch(await start());
+  return {
+    name: options.name,
+    url: `http://127.0.0.1:${options.port}`,
+    health: () => ({ ...health }),
+    async stop() {
+      stopping = true;
+      wake?.();
+      await current?.stop();
+      await loop;
+      health.state = 'stopped';
+      health.pid = undefined;
+      changed();
+    },
+  };
 }

@@ -10,6 +10,12 @@ import { startBatchService } from '../batch/server.js';
 import { startEventarcRouter } from '../eventarc/router.js';
 import { defaultTaskSlots, TaskSlots } from '../executor/index.js';
 import { startPubSubEmulator } from '../pubsub/emulator.js';
+import {
+  readPubSubSnapshot,
+  readPubSubSnapshotFile,
+  restorePubSubSnapshot,
+  writePubSubSnapshot,
+} from '../pubsub/persistence.js';
 import { startRunService } from '../run/server.js';
 import { startSchedulerApi } from '../scheduler/api.js';
 import { startScheduler } from '../scheduler/scheduler.js';
@@ -17,10 +23,20 @@ import { startStorageServer } from '../storage/server.js';
 import { startWorkflowsService } from '../workflows/server.js';
 import { type Activity, type DevConsole, followTaskSlots } from './console.js';
 import { removeEnvFile, writeEnvFile } from './env-file.js';
-import { startFunctionProcess } from './function-process.js';
+import { type FunctionHealth, type SupervisedFunction, superviseFunction } from './function-process.js';
 import { acquireLock } from './lock.js';
 import { DEFAULT_PORTS, type PortName, type Ports } from './ports.js';
 import { provision } from './provision.js';
+import { reconcile } from './reconcile.js';
+
+export type { FunctionHealth, FunctionState } from './function-process.js';
+
+/** The platform's three functions, each its own process. */
+export const FUNCTION_NAMES = ['onUpload', 'onSchedule', 'onComplete'] as const;
+export type FunctionName = (typeof FUNCTION_NAMES)[number];
+
+/** The longest any one step of a stop may take: a dead dependency must not keep `stop()` waiting. */
+const STOP_STEP_TIMEOUT_MS = 15_000;
 
 /** A port the platform needs is taken; the message names the port and the flag that moves it. */
 export class PortInUseError extends PermanentError {
@@ -60,6 +76,13 @@ export interface PlatformOptions {
    * by default only warnings and errors, on stderr.
    */
   serviceLog?: Logger;
+  /**
+   * Each event function's timeout in ms, the deadline of every delivery to it (default 60 s, as
+   * gen2 deploys a function without `--timeout`).
+   */
+  functionTimeoutsMs?: Partial<Record<FunctionName, number>>;
+  /** How long a stop lets deliveries under way finish (default 10 s). */
+  drainMs?: number;
 }
 
 export interface RunningPlatform {
@@ -69,7 +92,15 @@ export interface RunningPlatform {
   logDir: string;
   /** Fires a flow now, as Cloud Scheduler would; resolves with onSchedule's answer. */
   fireFlow(flow: string, product: string, client?: string): Promise<{ status: number; body: unknown }>;
-  /** Stops everything this platform started, in reverse order. */
+  /** How each function process is doing now (up, restarting, crashed; restarts so far). */
+  functionHealth(): FunctionHealth[];
+  /** Calls `listener` on every change of a function's health; returns the unsubscribe. */
+  onFunctionHealth(listener: (health: FunctionHealth) => void): () => void;
+  /**
+   * Stops taking new work, lets deliveries under way finish (bounded, see `drainMs`), then
+   * stops everything this platform started, in reverse order. With `dataDir`, what was
+   * accepted and not delivered is kept for the next start.
+   */
   stop(): Promise<void>;
 }
 
@@ -82,22 +113,40 @@ export interface RunningPlatform {
  */
 export async function startPlatform(options: PlatformOptions): Promise<RunningPlatform> {
   const { config } = options;
+  const startedAt = Date.now();
+  const timeoutOf = (name: FunctionName) => timeoutFor(options.functionTimeoutsMs, name);
   const ports: Ports = { ...DEFAULT_PORTS, ...options.ports };
   const report = (activity: Activity) => options.console.activity(activity);
   const envPath = join(options.stateDir, 'env');
   const releaseLock = acquireLock(join(options.stateDir, 'dev.lock'));
   const stack: Array<() => Promise<void> | void> = [releaseLock];
-  const stop = async () => {
-    removeEnvFile(envPath);
-    while (stack.length > 0) {
-      const step = stack.pop();
-      try {
-        await step?.();
-      } catch (err) {
-        report({ kind: 'platform', message: `while stopping: ${(err as Error).message}` });
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      removeEnvFile(envPath);
+      while (stack.length > 0) {
+        const step = stack.pop();
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([
+            Promise.resolve().then(() => step?.()),
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(
+                () => reject(new Error(`a step did not finish within ${STOP_STEP_TIMEOUT_MS} ms; going on`)),
+                STOP_STEP_TIMEOUT_MS,
+              );
+            }),
+          ]);
+        } catch (err) {
+          report({ kind: 'platform', message: `while stopping: ${(err as Error).message}` });
+        } finally {
+          clearTimeout(timer);
+        }
       }
-    }
+    })();
+    return stopping;
   };
+  const healthListeners = new Set<(health: FunctionHealth) => void>();
 
   try {
     // Every port is checked before anything starts: a taken port then costs no half-started
@@ -110,6 +159,9 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
     const logDir = dataDir ? join(dataDir, 'logs') : mkdtempSync(join(tmpdir(), 'batchwire-logs-'));
 
+    // Only an emulator of our own is empty at start and ours to save: one named by
+    // PUBSUB_EMULATOR_HOST belongs to someone else and keeps its state across our restarts.
+    const ownsPubSub = !process.env.PUBSUB_EMULATOR_HOST;
     const pubsub = await startPubSubEmulator({
       port: ports.pubsub,
       project: config.project,
@@ -117,6 +169,26 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     });
     stack.push(() => pubsub.stop());
     process.env.PUBSUB_EMULATOR_HOST = pubsub.host;
+    if (dataDir && ownsPubSub) {
+      // Restored before anything publishes or subscribes; saved at stop once nothing consumes
+      // any more (this step runs last but one). The file stays until the next save replaces it,
+      // so a start that fails after this, or a crash, restores the same messages again
+      // (at least once) rather than losing them.
+      const snapshotFile = join(dataDir, 'pubsub', 'snapshot.json');
+      const saved = readPubSubSnapshotFile(snapshotFile);
+      if (saved) {
+        await restorePubSubSnapshot(pubsub.host, saved);
+        const backlog = saved.subscriptions.reduce((sum, s) => sum + s.backlog.length, 0);
+        report({
+          kind: 'platform',
+          message: `restored Pub/Sub: ${saved.topics.length} topics, ${saved.subscriptions.length} subscriptions, ${backlog} unacknowledged messages`,
+        });
+      }
+      stack.push(async () => {
+        const snapshot = await readPubSubSnapshot(pubsub.host, config.project);
+        writePubSubSnapshot(snapshotFile, snapshot);
+      });
+    }
 
     const storage = await startStorageServer({
       port: ports.storage,
@@ -197,19 +269,22 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     stack.push(() => workflows.close());
 
     const functionUrls: Record<string, string> = {};
-    for (const name of ['onUpload', 'onSchedule', 'onComplete'] as const) {
-      const fn = await startFunctionProcess({
+    const functions: SupervisedFunction[] = [];
+    for (const name of FUNCTION_NAMES) {
+      const fn = await superviseFunction({
         name,
         port: ports[name],
         sourceDir: options.rootDir,
         env: clientEnv,
         onLine: (line) => options.console.functionLine(name, line),
-        onExit: (code) => {
-          if (code !== null && code !== 0)
-            report({ kind: 'platform', message: `${name} exited with code ${code}` });
+        onEvent: (message) => report({ kind: 'platform', message, function: name }),
+        shouldRestart: () => stopping === undefined,
+        onHealth: (changed) => {
+          for (const listener of healthListeners) listener(changed);
         },
       });
       stack.push(() => fn.stop());
+      functions.push(fn);
       functionUrls[name] = fn.url;
     }
 
@@ -222,7 +297,12 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       storage,
       pubsub: pubsubClient,
       storageTriggers: [
-        { name: 'on-upload', bucket: config.bucket, destination: functionUrls.onUpload as string },
+        {
+          name: 'on-upload',
+          bucket: config.bucket,
+          destination: functionUrls.onUpload as string,
+          ...timeoutOf('onUpload'),
+        },
       ],
       pubsubTriggers: [
         {
@@ -230,15 +310,33 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
           project: config.project,
           topic: config.completionTopic,
           destination: functionUrls.onComplete as string,
+          ...timeoutOf('onComplete'),
         },
       ],
       retry: { maxAgeMs: config.maxEventAgeSeconds * 1000 },
+      ...(dataDir ? { dataDir: join(dataDir, 'eventarc') } : {}),
       onActivity: (activity) => {
         if (activity.kind !== 'event.delivered') report(activity);
       },
     });
-    stack.push(() => router.close());
+    // The first step of a stop: no new deliveries, the ones under way finish (bounded).
+    stack.push(() => router.close(options.drainMs === undefined ? {} : { drainMs: options.drainMs }));
     await batch.releaseRestartNotifications();
+    if (dataDir) {
+      const found = await reconcile(config, {
+        storageUrl: storage.url,
+        batchHost: `127.0.0.1:${ports.batch}`,
+        redeliverFinalize: (object) => router.redeliverFinalize(object),
+        startedAt,
+      });
+      if (found.inputsRedelivered.length + found.jobsRenotified.length > 0) {
+        report({
+          kind: 'platform',
+          message: `reconciled: ${found.inputsRedelivered.length} inputs without a job sent to onUpload again, ${found.jobsRenotified.length} finished jobs without a published result notified again`,
+          ...found,
+        });
+      }
+    }
 
     const scheduler = startScheduler({
       config,
@@ -271,6 +369,11 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       ports,
       logDir,
       fireFlow: (flow, product, client) => scheduler.fireNow(flow, product, client),
+      functionHealth: () => functions.map((fn) => fn.health()),
+      onFunctionHealth: (listener) => {
+        healthListeners.add(listener);
+        return () => healthListeners.delete(listener);
+      },
       stop,
     };
   } catch (err) {
@@ -283,6 +386,15 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     }
     throw err;
   }
+}
+
+/** The delivery deadline for a function: its configured timeout, when the caller gave one. */
+function timeoutFor(
+  timeouts: PlatformOptions['functionTimeoutsMs'],
+  name: FunctionName,
+): { timeoutMs?: number } {
+  const timeoutMs = timeouts?.[name];
+  return timeoutMs === undefined ? {} : { timeoutMs };
 }
 
 /** Throws {@link PortInUseError} unless `port` can be bound on loopback (port 0 is always free). */

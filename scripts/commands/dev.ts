@@ -1,4 +1,5 @@
 import { createDevConsole } from '../../local/platform/console.js';
+import type { FunctionHealth } from '../../local/platform/index.js';
 import type { Ports } from '../../local/platform/ports.js';
 import { cliConfig, startLocalPlatform } from '../lib/context.js';
 import { onStopSignal } from '../lib/signals.js';
@@ -13,7 +14,10 @@ export interface DevOptions {
   ports: Partial<Ports>;
 }
 
-/** `batchwire dev`: runs the whole platform until Ctrl-C. */
+/** The longest a stop may take before `batchwire dev` exits anyway. */
+const STOP_TIMEOUT_MS = 90_000;
+
+/** `batchwire dev`: runs the whole platform until Ctrl-C (SIGINT) or SIGTERM. */
 export async function dev(options: DevOptions): Promise<void> {
   const { config, path } = cliConfig();
   const devConsole = createDevConsole({ json: options.json ?? false, verbose: options.verbose ?? false });
@@ -48,14 +52,43 @@ export async function dev(options: DevOptions): Promise<void> {
     ...env,
   });
 
-  await new Promise<void>((resolve) => {
+  // One line per change of a function's process: pid when up, why when it went down.
+  const showHealth = (health: FunctionHealth) =>
+    devConsole.activity({
+      kind: 'function.health',
+      message:
+        health.state === 'up'
+          ? `${health.name} up (pid ${health.pid}${health.restarts ? `, ${health.restarts} restarts` : ''})`
+          : health.state === 'crashed'
+            ? `${health.name} keeps failing to start (${health.restarts} restarts so far); still retrying`
+            : `${health.name} ${health.state}`,
+      ...health,
+    });
+  for (const health of platform.functionHealth()) showHealth(health);
+  platform.onFunctionHealth(showHealth);
+
+  const stopped = await new Promise<boolean>((resolve) => {
     onStopSignal(() => {
-      devConsole.activity({ kind: 'platform', message: 'stopping…' });
-      platform.stop().then(resolve, resolve);
+      devConsole.activity({
+        kind: 'platform',
+        message: 'stopping: no new deliveries, finishing the ones under way…',
+      });
+      // Every step of the stop is bounded already; this bounds the whole, so that a stop can
+      // never leave the terminal waiting (e.g. a SIGTERM to the whole process group that took
+      // the emulator and the functions down before the platform could stop them itself).
+      const hardStop = setTimeout(() => resolve(false), STOP_TIMEOUT_MS);
+      hardStop.unref();
+      platform.stop().then(
+        () => resolve(true),
+        () => resolve(true),
+      );
     });
   });
-  devConsole.activity({ kind: 'platform', message: 'stopped' });
+  devConsole.activity({
+    kind: 'platform',
+    message: stopped ? 'stopped' : `stop did not finish within ${STOP_TIMEOUT_MS / 1000} s; exiting anyway`,
+  });
   // Everything the platform started is stopped; idle Google client channels (the workflow
   // connectors' among them) must not keep the terminal waiting.
-  process.exit(0);
+  process.exit(stopped ? 0 : 1);
 }

@@ -53,6 +53,10 @@ export interface CliPlatform {
   envFile: string;
   /** Ctrl-C, as a user stops it; resolves with the exit code. Safe to call twice. */
   stop(interrupts?: number): Promise<number | null>;
+  /** SIGTERM, as a process manager or CI stops it; resolves with the exit code. */
+  terminate(): Promise<number | null>;
+  /** The `--*-port` arguments it was started with: pass them to a restart to keep its addresses. */
+  portArgs: string[];
   /** Stops (if running) and removes the working directory. */
   dispose(): Promise<void>;
 }
@@ -70,10 +74,12 @@ export async function startCliPlatform(options: {
   ownPubSub?: boolean;
   /** Reuse a working directory (default: a fresh one). */
   workDir?: string;
+  /** Reuse these `--*-port` arguments (a restart on the same addresses) instead of free ports. */
+  portArgs?: string[];
 }): Promise<CliPlatform> {
   const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'batchwire-e2e-'));
   const envFile = join(workDir, '.batchwire', 'env');
-  const { args: portArgs } = await freePortArgs(PLATFORM_PORT_NAMES);
+  const portArgs = options.portArgs ? [...options.portArgs] : (await freePortArgs(PLATFORM_PORT_NAMES)).args;
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
     BATCHWIRE_CONFIG: options.config,
@@ -81,7 +87,7 @@ export async function startCliPlatform(options: {
   };
   if (options.ownPubSub) {
     delete childEnv.PUBSUB_EMULATOR_HOST;
-    portArgs.push('--pubsub-port', String(await freePort()));
+    if (!portArgs.includes('--pubsub-port')) portArgs.push('--pubsub-port', String(await freePort()));
   }
   let output = '';
   const child: ChildProcess = spawn(
@@ -124,6 +130,11 @@ export async function startCliPlatform(options: {
       for (let i = 0; i < interrupts && !hasExited; i++) child.kill('SIGINT');
       return exited;
     },
+    async terminate() {
+      if (!hasExited) child.kill('SIGTERM');
+      return exited;
+    },
+    portArgs,
     async dispose() {
       if (!hasExited) child.kill('SIGINT');
       await exited;

@@ -167,7 +167,7 @@ describe('local Batch service with dataDir: job records survive a restart', () =
     expect(after.status?.state).toBe('FAILED');
     expect(done.status.state).toBe('FAILED');
     expect(after.status?.statusEvents?.at(-1)?.description).toBe(
-      `Job state is set from RUNNING to FAILED for job ${name}. The local platform restarted while the job ran, which stopped its tasks.`,
+      `Job state is set from RUNNING to FAILED for job ${name}. The local platform stopped while the job ran, which stopped its tasks.`,
     );
     expect(task.status?.state).toBe('FAILED');
     expect(

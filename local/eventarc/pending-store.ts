@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BinaryCloudEvent } from './delivery.js';
+
+/** An event the router accepted and has not delivered, rejected or dropped yet. */
+export interface PendingEvent {
+  version: 1;
+  /** The trigger it is for, by name: its destination is looked up again after a restart (ports move). */
+  trigger: string;
+  subject: string;
+  event: BinaryCloudEvent;
+}
+
+const SUFFIX = '.json';
+const TEMPORARY = '.tmp';
+
+/**
+ * The router's undelivered events on disk, one JSON file per event (named by its `ce-id`).
+ * An event is written before its first attempt and removed once it is delivered, rejected or
+ * dropped, so a stop, a crash or a failed start between the two leaves it here for the next
+ * start to deliver. Writes are synchronous and atomic (temp file + rename), as in the Batch
+ * job store: a write happens inside the finalize notification that causes it.
+ */
+export class PendingEventStore {
+  constructor(private readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+  }
+
+  private file(id: string): string {
+    return join(this.dir, `${encodeURIComponent(id)}${SUFFIX}`);
+  }
+
+  save(pending: PendingEvent): void {
+    const target = this.file(pending.event.headers['ce-id'] ?? '');
+    const temporary = `${target}.${randomBytes(6).toString('hex')}${TEMPORARY}`;
+    try {
+      writeFileSync(temporary, JSON.stringify(pending));
+      renameSync(temporary, target);
+    } catch (err) {
+      rmSync(temporary, { force: true });
+      throw err;
+    }
+  }
+
+  remove(id: string): void {
+    rmSync(this.file(id), { force: true });
+  }
+
+  /** Every readable record, oldest event first; torn writes are removed, unreadable files skipped. */
+  loadAll(onUnreadable: (file: string, err: unknown) => void = () => {}): PendingEvent[] {
+    const records: PendingEvent[] = [];
+    for (const entry of readdirSync(this.dir)) {
+      const path = join(this.dir, entry);
+      if (entry.endsWith(TEMPORARY)) {
+        rmSync(path, { force: true });
+        continue;
+      }
+      if (!entry.endsWith(SUFFIX)) continue;
+      try {
+        const pending = JSON.parse(readFileSync(path, 'utf8')) as PendingEvent;
+        if (pending?.version !== 1 || typeof pending.event?.headers?.['ce-id'] !== 'string') {
+          throw new Error('not a pending event record of this version');
+        }
+        records.push(pending);
+      } catch (err) {
+        onUnreadable(path, err);
+      }
+    }
+    return records.sort((a, b) => a.event.time - b.event.time);
+  }
+}

@@ -1,0 +1,291 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { google } from '@google-cloud/pubsub/build/protos/protos.js';
+
+/**
+ * What `--data` keeps of the Pub/Sub emulator, which itself keeps nothing across a restart:
+ * the project's topics, its subscriptions (with their push configs) and, per subscription, the
+ * messages it had not acknowledged.
+ */
+export interface PubSubSnapshot {
+  version: 1;
+  project: string;
+  savedAt: string;
+  topics: string[];
+  subscriptions: Array<{
+    /** The subscription as `GetSubscription` answers it, to be created again as it was. */
+    config: google.pubsub.v1.ISubscription & { name: string; topic: string };
+    /** Ids (into `messages`) of what it had not acknowledged, oldest first. */
+    backlog: string[];
+  }>;
+  /** Each message once, by its original id: one message may be unacked on several subscriptions. */
+  messages: Record<
+    string,
+    {
+      topic: string;
+      data: string;
+      attributes: Record<string, string>;
+      orderingKey?: string;
+      publishTime?: string;
+    }
+  >;
+}
+
+type Clients = {
+  publisher: InstanceType<typeof import('@google-cloud/pubsub').v1.PublisherClient>;
+  subscriber: InstanceType<typeof import('@google-cloud/pubsub').v1.SubscriberClient>;
+};
+
+/** gax clients for the emulator at `host` (plaintext, no credentials). */
+async function clientsFor(host: string): Promise<Clients & { close(): Promise<void> }> {
+  const [{ v1 }, { credentials }] = await Promise.all([
+    import('@google-cloud/pubsub'),
+    import('@grpc/grpc-js'),
+  ]);
+  const [servicePath, port] = [
+    host.slice(0, host.lastIndexOf(':')),
+    Number(host.slice(host.lastIndexOf(':') + 1)),
+  ];
+  const options = { servicePath, port, sslCreds: credentials.createInsecure() };
+  const publisher = new v1.PublisherClient(options);
+  const subscriber = new v1.SubscriberClient(options);
+  return {
+    publisher,
+    subscriber,
+    close: async () => {
+      await Promise.allSettled([publisher.close(), subscriber.close()]);
+    },
+  };
+}
+
+const PULL_BATCH = 1_000;
+/** The emulator may answer an immediate pull with nothing while it still has messages: ask again. */
+const EMPTY_PULLS_TO_STOP = 3;
+
+/**
+ * Reads the emulator's topics, subscriptions and unacknowledged messages of `project`.
+ *
+ * Call it once nothing of the platform consumes any more (the router closed, which nacks what it
+ * held). Push subscriptions are turned into pull ones first, so that the emulator stops pushing
+ * while they are read. Messages leased at that moment by a subscriber that is still connected
+ * (a client's own, outside the platform) are that subscriber's: its client library hands them
+ * to its handler from memory, and they are not in the snapshot.
+ */
+export async function readPubSubSnapshot(host: string, project: string): Promise<PubSubSnapshot> {
+  // Gone already (e.g. a SIGTERM to the whole process group): say so now rather than let the
+  // client retry UNAVAILABLE; the previous snapshot then stays as it was.
+  const alive = await fetch(`http://${host}/`, { signal: AbortSignal.timeout(2_000) }).then(
+    (response) => response.ok,
+    () => false,
+  );
+  if (!alive) throw new Error(`the Pub/Sub emulator at ${host} is gone: its messages could not be saved`);
+  const clients = await clientsFor(host);
+  try {
+    const { publisher, subscriber } = clients;
+    const [topics] = await publisher.listTopics({ project: `projects/${project}` }, { autoPaginate: true });
+    const [subscriptions] = await subscriber.listSubscriptions(
+      { project: `projects/${project}` },
+      { autoPaginate: true },
+    );
+    const snapshot: PubSubSnapshot = {
+      version: 1,
+      project,
+      savedAt: new Date().toISOString(),
+      topics: topics.map((topic) => topic.name as string),
+      subscriptions: [],
+      messages: {},
+    };
+    for (const subscription of subscriptions) {
+      const name = subscription.name as string;
+      const topic = subscription.topic as string;
+      if (subscription.pushConfig?.pushEndpoint) {
+        await subscriber.modifyPushConfig({ subscription: name, pushConfig: {} });
+      }
+      const backlog: string[] = [];
+      for (let empty = 0; empty < EMPTY_PULLS_TO_STOP; ) {
+        const [response] = await subscriber.pull({
+          subscription: name,
+          maxMessages: PULL_BATCH,
+          returnImmediately: true,
+        });
+        const received = response.receivedMessages ?? [];
+        if (received.length === 0) {
+          empty += 1;
+          continue;
+        }
+        for (const { message } of received) {
+          if (!message?.messageId) continue;
+          const id = message.messageId;
+          backlog.push(id);
+          snapshot.messages[id] ??= {
+            topic,
+            data: Buffer.from(message.data ?? '').toString('base64'),
+            attributes: { ...(message.attributes ?? {}) },
+            ...(message.orderingKey ? { orderingKey: message.orderingKey } : {}),
+            ...(message.publishTime?.seconds
+              ? { publishTime: new Date(Number(String(message.publishTime.seconds)) * 1000).toISOString() }
+              : {}),
+          };
+        }
+      }
+      snapshot.subscriptions.push({
+        config: { ...(subscription as PubSubSnapshot['subscriptions'][number]['config']) },
+        backlog,
+      });
+    }
+    return snapshot;
+  } finally {
+    await clients.close();
+  }
+}
+
+/**
+ * Creates the snapshot's topics and subscriptions on a fresh emulator and gives every
+ * subscription back exactly its own backlog.
+ *
+ * Publishing fans out to every subscription of a topic, and a new subscription gets only what
+ * is published after it exists. So: all subscriptions are created (without their push
+ * endpoints), each saved message is published once to its topic, and every subscription that
+ * had already acknowledged it (it is not in its backlog) has the copy acknowledged right away
+ * by its new id. No subscription gets a message it had acknowledged; each gets the ones it had
+ * not, with new message ids and publish times (as after any redelivery, consumers dedupe by
+ * content, e.g. a CloudEvent's `ce-id` attribute). Push configs are set last, so a push
+ * endpoint never sees a copy that was meant to be acknowledged.
+ *
+ * Whatever exists already (topics, subscriptions) is kept: restoring twice adds the backlog
+ * twice, so call it once per emulator start.
+ */
+export async function restorePubSubSnapshot(host: string, snapshot: PubSubSnapshot): Promise<void> {
+  const clients = await clientsFor(host);
+  try {
+    const { publisher, subscriber } = clients;
+    const topics = new Set([...snapshot.topics, ...snapshot.subscriptions.map((s) => s.config.topic)]);
+    for (const name of topics) {
+      await publisher.createTopic({ name }).catch(ignoreAlreadyExists);
+    }
+    for (const { config } of snapshot.subscriptions) {
+      const { pushConfig: _push, ...pull } = config;
+      await subscriber.createSubscription(pull).catch(ignoreAlreadyExists);
+    }
+
+    // Who must end up with each message; everyone else on its topic acks the copy.
+    const holders = new Map<string, Set<string>>();
+    for (const { config, backlog } of snapshot.subscriptions) {
+      for (const id of backlog) {
+        const set = holders.get(id) ?? new Set<string>();
+        set.add(config.name);
+        holders.set(id, set);
+      }
+    }
+    const unwanted = new Map<string, Set<string>>();
+    for (const [id, holding] of holders) {
+      const message = snapshot.messages[id];
+      if (!message) continue;
+      const [response] = await publisher.publish({
+        topic: message.topic,
+        messages: [
+          {
+            data: Buffer.from(message.data, 'base64'),
+            attributes: message.attributes,
+            ...(message.orderingKey ? { orderingKey: message.orderingKey } : {}),
+          },
+        ],
+      });
+      const newId = response.messageIds?.[0];
+      if (!newId) continue;
+      for (const { config } of snapshot.subscriptions) {
+        if (config.topic !== message.topic || holding.has(config.name)) continue;
+        const ids = unwanted.get(config.name) ?? new Set<string>();
+        ids.add(newId);
+        unwanted.set(config.name, ids);
+      }
+    }
+    for (const [subscription, ids] of unwanted) await acknowledge(clients, subscription, ids);
+
+    for (const { config } of snapshot.subscriptions) {
+      if (config.pushConfig?.pushEndpoint) {
+        await subscriber.modifyPushConfig({ subscription: config.name, pushConfig: config.pushConfig });
+      }
+    }
+  } finally {
+    await clients.close();
+  }
+}
+
+/** How long acknowledging the copies a subscription must not get may take before it is an error. */
+const ACK_TIMEOUT_MS = 30_000;
+
+/**
+ * Pulls `subscription` until every id in `ids` is acknowledged. What it pulls and must keep is
+ * held (its lease extended) until the end and then released (deadline 0), so the same messages
+ * are not pulled over and over while the unwanted ones are looked for.
+ */
+async function acknowledge(clients: Clients, subscription: string, ids: Set<string>): Promise<void> {
+  const { subscriber } = clients;
+  const kept: string[] = [];
+  const deadline = Date.now() + ACK_TIMEOUT_MS;
+  try {
+    while (ids.size > 0) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `restoring ${subscription}: ${ids.size} message(s) it had acknowledged could not be acknowledged again`,
+        );
+      }
+      const [response] = await subscriber.pull({
+        subscription,
+        maxMessages: PULL_BATCH,
+        returnImmediately: true,
+      });
+      const toAck: string[] = [];
+      for (const received of response.receivedMessages ?? []) {
+        const id = received.message?.messageId ?? '';
+        if (!received.ackId) continue;
+        if (ids.delete(id)) toAck.push(received.ackId);
+        else kept.push(received.ackId);
+      }
+      if (toAck.length > 0) await subscriber.acknowledge({ subscription, ackIds: toAck });
+      if (kept.length > 0) {
+        await subscriber.modifyAckDeadline({
+          subscription,
+          ackIds: kept.slice(-PULL_BATCH),
+          ackDeadlineSeconds: 60,
+        });
+      }
+    }
+  } finally {
+    for (let i = 0; i < kept.length; i += PULL_BATCH) {
+      await subscriber
+        .modifyAckDeadline({ subscription, ackIds: kept.slice(i, i + PULL_BATCH), ackDeadlineSeconds: 0 })
+        .catch(() => {});
+    }
+  }
+}
+
+function ignoreAlreadyExists(err: { code?: number }): void {
+  // gRPC ALREADY_EXISTS: it is there already, which is what we wanted.
+  if (err.code !== 6) throw err;
+}
+
+/** Writes the snapshot atomically (temp file + rename): a stop cut short leaves the previous one whole. */
+export function writePubSubSnapshot(file: string, snapshot: PubSubSnapshot): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const temporary = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    writeFileSync(temporary, JSON.stringify(snapshot));
+    renameSync(temporary, file);
+  } catch (err) {
+    rmSync(temporary, { force: true });
+    throw err;
+  }
+}
+
+/** The saved snapshot, or undefined when there is none; a file that is not one throws. */
+export function readPubSubSnapshotFile(file: string): PubSubSnapshot | undefined {
+  if (!existsSync(file)) return undefined;
+  const snapshot = JSON.parse(readFileSync(file, 'utf8')) as PubSubSnapshot;
+  if (snapshot?.version !== 1 || !Array.isArray(snapshot.subscriptions)) {
+    throw new Error(`${file} is not a Pub/Sub snapshot of this version`);
+  }
+  return snapshot;
+}
