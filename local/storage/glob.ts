@@ -7,7 +7,7 @@ import { invalidArgument } from './resources.js';
  * - `*` any run of characters except `/`; `**` any run including `/`, and `**` standing as a
  *   whole segment (`a/**` + `/b`) also matches no segment at all, so `a/b` matches it;
  * - `?` one character except `/`;
- * - `[abc]`, `[a-z]`, `[!abc]` / `[^abc]` one character of (or not of) a set;
+ * - `[abc]`, `[a-z]`, `[!abc]` / `[^abc]` one character of (or, never `/`, not of) a set;
  * - `{a,b}` either alternative (alternatives may hold wildcards and nest);
  * - `\x` the character x itself.
  *
@@ -90,7 +90,8 @@ export function compileGlob(glob: string): RegExp {
       if (char === ']' && !first) {
         at += 1;
         if (body === '') fail('an empty [] set');
-        return negate ? `[^${body}]` : `[${body}]`;
+        // Like `*` and `?`, a negated set stays within one path segment.
+        return negate ? `[^${body}/]` : `[${body}]`;
       }
       first = false;
       at += 1;

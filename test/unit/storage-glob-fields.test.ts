@@ -25,6 +25,7 @@ describe('compileGlob (Objects.list matchGlob)', () => {
     ['f[!0-9].txt', 'f7.txt', false],
     ['f[!0-9].txt', 'fx.txt', true],
     ['f[^ab].txt', 'fb.txt', false],
+    ['f[!ab].txt', 'f/.txt', false],
     ['f[]].txt', 'f].txt', true],
     ['f[a-].txt', 'f-.txt', true],
     ['{a,b/c}.txt', 'b/c.txt', true],
