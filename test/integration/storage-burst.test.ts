@@ -55,15 +55,15 @@ describe('local storage server under a burst of real-client uploads', () => {
   it('announces a keep-alive far longer than a stalled client needs to reuse a socket', async () => {
     // The Node agent retires a free socket 1 s before the announced timeout: with the 5 s
     // default, a client stalled for a second reuses a socket the server is closing.
-    const keepAlive = await new Promise<string | undefined>((resolve, reject) => {
+    const keepAlive = await new Promise<string>((resolve, reject) => {
       request(`${server.url}/storage/v1/b/burst-bucket`, (res) => {
         res.resume();
-        resolve(res.headers['keep-alive']);
+        resolve(String(res.headers['keep-alive'] ?? ''));
       })
         .on('error', reject)
         .end();
     });
-    const seconds = Number(/timeout=(\d+)/.exec(keepAlive ?? '')?.[1]);
+    const seconds = Number(/timeout=(\d+)/.exec(keepAlive)?.[1]);
     expect(seconds).toBeGreaterThanOrEqual(60);
   });
 });
