@@ -25,3 +25,25 @@ export function parseEnvFile(text: string): Record<string, string> {
   }
   return env;
 }
+
+// ---- gcloud and the local Cloud Storage ----
+
+/**
+ * What `gcloud storage` needs to use the local Cloud Storage server without credentials, once
+ * `.batchwire/env` is sourced (`set -a; . .batchwire/env; set +a`). Found by running gcloud 528
+ * against the local server: the JSON API endpoint override (trailing slash included), no
+ * credentials, a project; and, so that nothing calls beyond loopback, no GCE metadata probe, no
+ * usage reporting, no component update check. Parallel composite uploads (files over 150 MB)
+ * and the JSON API (gcloud's default, not gRPC) work against the local server as they are, so
+ * neither is switched off. Every later gcloud command in that shell uses the local cloud.
+ */
+export function gcloudStorageEnv(storageUrl: string, project: string): Record<string, string> {
+  return {
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE: `${storageUrl}/storage/v1/`,
+    CLOUDSDK_AUTH_DISABLE_CREDENTIALS: 'true',
+    CLOUDSDK_CORE_PROJECT: project,
+    CLOUDSDK_CORE_CHECK_GCE_METADATA: 'false',
+    CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
+    CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
+  };
+}

@@ -22,7 +22,7 @@ import { startScheduler } from '../scheduler/scheduler.js';
 import { startStorageServer } from '../storage/server.js';
 import { startWorkflowsService } from '../workflows/server.js';
 import { type Activity, type DevConsole, followTaskSlots } from './console.js';
-import { removeEnvFile, writeEnvFile } from './env-file.js';
+import { gcloudStorageEnv, removeEnvFile, writeEnvFile } from './env-file.js';
 import { type FunctionHealth, type SupervisedFunction, superviseFunction } from './function-process.js';
 import { acquireLock } from './lock.js';
 import { DEFAULT_PORTS, type PortName, type Ports } from './ports.js';
@@ -361,6 +361,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       BATCHWIRE_ON_COMPLETE_URL: functionUrls.onComplete as string,
       BATCHWIRE_SCHEDULER_URL: schedulerApi.url,
       BATCHWIRE_LOG_DIR: logDir,
+      ...gcloudStorageEnv(storage.url, config.project),
     };
     writeEnvFile(envPath, env);
 

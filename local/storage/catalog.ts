@@ -43,6 +43,8 @@ export interface ListObjectsQuery {
   startOffset?: string;
   endOffset?: string;
   includeTrailingDelimiter?: boolean;
+  /** Only names this compiled `matchGlob` matches (see glob.ts). */
+  matchGlob?: RegExp;
 }
 
 interface BucketState {
@@ -432,6 +434,7 @@ export class Catalog {
       .filter(
         (record) =>
           record.name.startsWith(prefix) &&
+          (query.matchGlob === undefined || query.matchGlob.test(record.name)) &&
           (query.startOffset === undefined || compareNames(record.name, query.startOffset) >= 0) &&
           (query.endOffset === undefined || compareNames(record.name, query.endOffset) < 0),
       )

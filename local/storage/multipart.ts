@@ -8,10 +8,14 @@ export interface MultipartHead {
 
 const MAX_HEAD_BYTES = 1024 * 1024;
 
-/** The boundary of a `multipart/related; boundary=…` content type, or throws 400. */
+/**
+ * The boundary of a `multipart/related; boundary=…` content type, or throws 400. Besides the
+ * RFC 2045 token and double-quoted forms, the single-quoted form gcloud sends
+ * (`boundary='===============123=='`, from Python's email package) is accepted.
+ */
 export function multipartBoundary(contentType: string | undefined): string {
-  const match = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType ?? '');
-  const boundary = match?.[1] ?? match?.[2];
+  const match = /boundary=(?:"([^"]+)"|'([^']+)'|([^;\s]+))/i.exec(contentType ?? '');
+  const boundary = match?.[1] ?? match?.[2] ?? match?.[3];
   if (!contentType?.toLowerCase().startsWith('multipart/') || !boundary) {
     throw invalidArgument('Multipart upload needs a multipart/related Content-Type with a boundary.');
   }
@@ -20,7 +24,7 @@ export function multipartBoundary(contentType: string | undefined): string {
 
 function parseHeaders(block: string): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const line of block.split('\r\n')) {
+  for (const line of block.split(/\r?\n/)) {
     const at = line.indexOf(':');
     if (at > 0) headers[line.slice(0, at).trim().toLowerCase()] = line.slice(at + 1).trim();
   }
@@ -31,16 +35,18 @@ function parseHeaders(block: string): Record<string, string> {
  * Streams a two-part `multipart/related` upload (JSON metadata, then the media) without holding
  * the media in memory: the head is buffered (bounded), the media is handed to `onMedia` as it
  * arrives, keeping back only as many bytes as the closing delimiter could span.
+ *
+ * Line ends are CRLF as RFC 2046 writes them, or LF only as gcloud sends them: the line end
+ * after the first boundary decides which one the whole body uses (the line end before each
+ * later boundary belongs to that delimiter, so the media keeps its own trailing newline).
  */
 export async function readMultipart(
   body: AsyncIterable<Uint8Array>,
   boundary: string,
   onMedia: (chunk: Buffer) => Promise<void>,
 ): Promise<MultipartHead> {
-  const delimiter = Buffer.from(`\r\n--${boundary}`);
   const iterator = body[Symbol.asyncIterator]();
-  // CRLF before the first boundary makes every delimiter look the same.
-  let pending = Buffer.from('\r\n');
+  let pending = Buffer.alloc(0);
   let ended = false;
   const pull = async (): Promise<boolean> => {
     const next = await iterator.next();
@@ -61,13 +67,22 @@ export async function readMultipart(
       if (ended || !(await pull())) throw invalidArgument('Malformed multipart upload body.');
     }
   };
-  const crlf2 = Buffer.from('\r\n\r\n');
+
+  // The first boundary line, and the line end it uses.
+  const dashBoundary = Buffer.from(`--${boundary}`);
+  const opening = await find(dashBoundary, 0);
+  while (pending.length < opening + dashBoundary.length + 2 && !ended) await pull();
+  const eol = pending[opening + dashBoundary.length] === 0x0d ? '\r\n' : '\n';
+  // The line end before the first boundary makes every delimiter look the same.
+  pending = Buffer.concat([Buffer.from(eol), pending.subarray(opening)]);
+  const delimiter = Buffer.from(`${eol}--${boundary}`);
+  const headersEnd = Buffer.from(eol + eol);
 
   // Part 1: the JSON metadata.
-  const first = await find(delimiter, 0);
-  const firstHeadersEnd = await find(crlf2, first + delimiter.length);
-  const firstEnd = await find(delimiter, firstHeadersEnd + 4);
-  const metadataText = pending.subarray(firstHeadersEnd + 4, firstEnd).toString('utf8');
+  const first = 0;
+  const firstHeadersEnd = await find(headersEnd, first + delimiter.length);
+  const firstEnd = await find(delimiter, firstHeadersEnd + headersEnd.length);
+  const metadataText = pending.subarray(firstHeadersEnd + headersEnd.length, firstEnd).toString('utf8');
   let metadata: unknown;
   try {
     metadata = metadataText.trim() === '' ? {} : JSON.parse(metadataText);
@@ -79,7 +94,7 @@ export async function readMultipart(
   }
 
   // Part 2: its headers, then the media up to the closing delimiter.
-  const secondHeadersEnd = await find(crlf2, firstEnd + delimiter.length);
+  const secondHeadersEnd = await find(headersEnd, firstEnd + delimiter.length);
   const headers = parseHeaders(
     pending.subarray(firstEnd + delimiter.length, secondHeadersEnd).toString('latin1'),
   );
@@ -89,7 +104,7 @@ export async function readMultipart(
   ) {
     throw invalidArgument('Only binary multipart media is supported.');
   }
-  pending = pending.subarray(secondHeadersEnd + 4);
+  pending = pending.subarray(secondHeadersEnd + headersEnd.length);
   for (;;) {
     const at = pending.indexOf(delimiter);
     if (at >= 0) {

@@ -5,6 +5,8 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { Catalog, type ListObjectsQuery, type Preconditions, validateName } from './catalog.js';
+import { applyFieldMask, parseFieldMask } from './fields.js';
+import { compileGlob } from './glob.js';
 import { parseGoogHash } from './hashes.js';
 import { multipartBoundary, readMultipart } from './multipart.js';
 import {
@@ -88,9 +90,9 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
       res.destroy();
     });
   });
-  server.keepAliveTimeout = 5_000;
+  applyBurstTimeouts(server);
   const host = options.host ?? '127.0.0.1';
-  server.listen(options.port ?? 0, host);
+  server.listen({ port: options.port ?? 0, host, backlog: LISTEN_BACKLOG });
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
@@ -119,6 +121,38 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
   };
 }
 
+// ---- connections ----
+
+/**
+ * Pending connections the kernel queues while the process is busy (Linux caps it at
+ * net.core.somaxconn, 4096 by default). Node's default of 511 is below one burst of the
+ * Storage client, whose agent opens a socket per concurrent request (maxSockets: Infinity).
+ */
+const LISTEN_BACKLOG = 4096;
+
+/**
+ * Idle keep-alive sockets are closed by the server after this long. The Node client's agent
+ * (keepAlive, no idle timeout of its own) retires a free socket one second before the
+ * `Keep-Alive: timeout=N` the server announces; with Node's default of 5 s, a client process
+ * stalled for a second on a loaded machine reuses a socket the server is closing at that very
+ * moment, and the request dies with ECONNRESET. A minute of idle time keeps that race out of
+ * any burst (Google's front ends keep idle connections open for minutes too).
+ */
+const KEEP_ALIVE_MS = 65_000;
+
+/**
+ * Timeouts set for bursts: keep-alive as above, headers allowed a little longer than keep-alive
+ * (Node's rule, or the header timer can fire on a socket the client just reused), and no cap on
+ * a whole request. Node's default requestTimeout (300 s) destroys the socket of any upload still
+ * being received after five minutes — which is what a 500-upload burst on a saturated machine
+ * takes — so the client sees a reset for an upload that was progressing.
+ */
+function applyBurstTimeouts(server: Server): void {
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.headersTimeout = KEEP_ALIVE_MS + 5_000;
+  server.requestTimeout = 0;
+}
+
 // ---- request plumbing ----
 
 function send(
@@ -139,6 +173,17 @@ function send(
       ...headers,
     })
     .end(res.req.method === 'HEAD' ? undefined : text);
+}
+
+/**
+ * Answers 200 with a resource, or with the part of it that `fields=` selects (partial response:
+ * gcloud asks for e.g. `fields=items/name,items/size,nextPageToken`).
+ */
+function sendResource(res: ServerResponse, resource: unknown): void {
+  const url = res.req.url ?? '';
+  const at = url.indexOf('?');
+  const fields = at < 0 ? null : new URLSearchParams(url.slice(at + 1)).get('fields');
+  send(res, 200, fields === null ? resource : applyFieldMask(resource, parseFieldMask(fields)));
 }
 
 function sendError(res: ServerResponse, error: StorageApiError): void {
@@ -179,8 +224,17 @@ function intParam(query: URLSearchParams, key: string): number | undefined {
   return Number(value);
 }
 
+/**
+ * A boolean query parameter as Google's front end reads it: `true`/`false` in any case
+ * (gcloud and Python send `True`), absent or empty is false; anything else is a 400, not false.
+ */
 function boolParam(query: URLSearchParams, key: string): boolean {
-  return query.get(key) === 'true';
+  const value = query.get(key);
+  if (value === null || value === '') return false;
+  const lower = value.toLowerCase();
+  if (lower === 'true') return true;
+  if (lower === 'false') return false;
+  throw invalidArgument(`Invalid boolean value for parameter ${key}: ${value}`);
 }
 
 function preconditions(query: URLSearchParams, prefix = 'if'): Preconditions {
@@ -207,7 +261,8 @@ function header(req: IncomingMessage, name: string): string | undefined {
 }
 
 /**
- * Splits `/storage/v1/b/...`, `/upload/storage/v1/b/...`, `/download/storage/v1/b/...` and the
+ * Splits `/storage/v1/b/...`, `/upload/storage/v1/b/...` (also `/resumable/upload/…`),
+ * `/download/storage/v1/b/...` and the
  * bare `/b/...` (the client drops `/storage/v1` when STORAGE_EMULATOR_HOST is set) into decoded
  * path segments. Splitting happens before decoding, so `%2F` inside an object name stays in it;
  * the path is never normalised, so objects named `..` or `a/./b` are reachable.
@@ -215,6 +270,8 @@ function header(req: IncomingMessage, name: string): string | undefined {
 function parsePath(rawPath: string): { api: Api; segments: string[] } {
   const prefixes: Array<[string, Api]> = [
     ['/upload/storage/v1/', 'upload'],
+    // gcloud (apitools) starts resumable uploads on this path; Google answers it like /upload.
+    ['/resumable/upload/storage/v1/', 'upload'],
     ['/download/storage/v1/', 'download'],
     ['/storage/v1/', 'json'],
     ['/', 'json'],
@@ -287,9 +344,12 @@ class RequestHandler {
     const query = new URLSearchParams(at < 0 ? '' : url.slice(at + 1));
     const method = req.method ?? 'GET';
     const { api, segments } = parsePath(rawPath);
+    // A malformed selector is refused before any work, not after an upload has landed.
+    const fields = query.get('fields');
+    if (fields !== null) parseFieldMask(fields);
 
     if (segments[0] === 'projects' && segments[2] === 'serviceAccount' && method === 'GET') {
-      send(res, 200, {
+      sendResource(res, {
         kind: 'storage#serviceAccount',
         email_address: `service-0@gs-project-accounts.iam.gserviceaccount.com`,
       });
@@ -312,6 +372,10 @@ class RequestHandler {
       throw methodNotAllowed();
     }
     if (segments.length === 2) return this.bucketRoute(req, res, bucket, query);
+    if (segments.length === 3 && segments[2] === 'storageLayout') {
+      if (method !== 'GET') throw methodNotAllowed();
+      return this.storageLayout(res, bucket);
+    }
     if (segments[2] !== 'o') throw new StorageApiError(501, 'notImplemented', `Not implemented: ${rawPath}`);
     if (segments.length === 3) {
       if (method === 'GET') return this.listObjects(res, bucket, query);
@@ -368,7 +432,7 @@ class RequestHandler {
       maxResults: intParam(query, 'maxResults'),
       pageToken: optional(query, 'pageToken'),
     });
-    send(res, 200, {
+    sendResource(res, {
       kind: 'storage#buckets',
       ...(page.items.length > 0 ? { items: page.items.map((b) => bucketResource(b, this.baseUrl())) } : {}),
       ...(page.nextPageToken ? { nextPageToken: page.nextPageToken } : {}),
@@ -382,7 +446,7 @@ class RequestHandler {
   ): Promise<void> {
     const body = await readJson(req);
     const record = await this.catalog.createBucket(query.get('project') ?? '', body);
-    send(res, 200, bucketResource(record, this.baseUrl()));
+    sendResource(res, bucketResource(record, this.baseUrl()));
   }
 
   private async bucketRoute(
@@ -394,14 +458,14 @@ class RequestHandler {
     switch (req.method) {
       case 'GET': {
         const record = this.catalog.bucket(bucket);
-        send(res, 200, bucketResource(record, this.baseUrl()));
+        sendResource(res, bucketResource(record, this.baseUrl()));
         return;
       }
       case 'PATCH':
       case 'PUT': {
         const body = await readJson(req);
         const record = await this.catalog.patchBucket(bucket, body, preconditions(query));
-        send(res, 200, bucketResource(record, this.baseUrl()));
+        sendResource(res, bucketResource(record, this.baseUrl()));
         return;
       }
       case 'DELETE':
@@ -411,6 +475,19 @@ class RequestHandler {
       default:
         throw methodNotAllowed();
     }
+  }
+
+  /** Buckets.getStorageLayout: gcloud asks before mv and rm -r (flat namespace unless set at creation). */
+  private storageLayout(res: ServerResponse, bucket: string): void {
+    const record = this.catalog.bucket(bucket);
+    const hierarchical = record.extra.hierarchicalNamespace as { enabled?: unknown } | undefined;
+    sendResource(res, {
+      kind: 'storage#storageLayout',
+      bucket: record.name,
+      location: record.location,
+      locationType: 'region',
+      hierarchicalNamespace: { enabled: hierarchical?.enabled === true },
+    });
   }
 
   // ---- objects ----
@@ -426,8 +503,10 @@ class RequestHandler {
       endOffset: optional(query, 'endOffset'),
       includeTrailingDelimiter: boolParam(query, 'includeTrailingDelimiter'),
     };
+    const glob = optional(query, 'matchGlob');
+    if (glob) listQuery.matchGlob = compileGlob(glob);
     const page = this.catalog.listObjects(bucket, listQuery);
-    send(res, 200, {
+    sendResource(res, {
       kind: 'storage#objects',
       ...(page.prefixes.length > 0 ? { prefixes: page.prefixes } : {}),
       ...(page.items.length > 0 ? { items: page.items.map((record) => this.resource(record)) } : {}),
@@ -438,7 +517,7 @@ class RequestHandler {
   private getObject(res: ServerResponse, bucket: string, name: string, query: URLSearchParams): void {
     const record = this.catalog.getObject(bucket, name, intParam(query, 'generation'));
     this.catalog.checkPreconditions(record, preconditions(query), true);
-    send(res, 200, this.resource(record));
+    sendResource(res, this.resource(record));
   }
 
   private async updateObject(
@@ -455,7 +534,7 @@ class RequestHandler {
       preconditions: preconditions(query),
       replace,
     });
-    send(res, 200, this.resource(record));
+    sendResource(res, this.resource(record));
   }
 
   private async download(
@@ -536,7 +615,7 @@ class RequestHandler {
         parseGoogHash(req.headers['x-goog-hash']),
       );
       if (outcome.done) {
-        send(res, 200, this.resource(outcome.record));
+        sendResource(res, this.resource(outcome.record));
         return;
       }
       // 308 Resume Incomplete: Range says which bytes are persisted (none: no Range header).
@@ -601,7 +680,7 @@ class RequestHandler {
       },
       blob,
     );
-    send(res, 200, this.resource(record));
+    sendResource(res, this.resource(record));
   }
 
   private async multipartUpload(
@@ -638,7 +717,7 @@ class RequestHandler {
       },
       blob,
     );
-    send(res, 200, this.resource(record));
+    sendResource(res, this.resource(record));
   }
 
   private async startResumable(
@@ -725,10 +804,10 @@ class RequestHandler {
       blob,
     );
     if (!target.rewrite) {
-      send(res, 200, this.resource(record));
+      sendResource(res, this.resource(record));
       return;
     }
-    send(res, 200, {
+    sendResource(res, {
       kind: 'storage#rewriteResponse',
       totalBytesRewritten: String(record.size),
       objectSize: String(record.size),
@@ -753,13 +832,18 @@ class RequestHandler {
       const source = entry as {
         name?: unknown;
         generation?: unknown;
-        objectPreconditions?: { ifGenerationMatch?: unknown };
+        objectPreconditions?: { ifGenerationMatch?: unknown } | null;
       };
       if (typeof source?.name !== 'string') throw invalidArgument('Each source object needs a name.');
-      const generation = source.generation === undefined ? undefined : Number(source.generation);
+      // Python's client sends `"generation": null` for "the live version".
+      const generation =
+        source.generation === undefined || source.generation === null ? undefined : Number(source.generation);
+      if (generation !== undefined && !Number.isSafeInteger(generation)) {
+        throw invalidArgument(`Invalid generation for source object ${source.name}.`);
+      }
       const record = this.catalog.getObject(bucket, source.name, generation);
       const expected = source.objectPreconditions?.ifGenerationMatch;
-      if (expected !== undefined && Number(expected) !== record.generation) {
+      if (expected !== undefined && expected !== null && Number(expected) !== record.generation) {
         throw new StorageApiError(
           412,
           'conditionNotMet',
@@ -788,7 +872,7 @@ class RequestHandler {
       { bucket, name, fields, preconditions: conditions, componentCount },
       blob,
     );
-    send(res, 200, this.resource(record));
+    sendResource(res, this.resource(record));
   }
 }
 

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { readMultipart } from '../../local/storage/multipart.js';
+import { multipartBoundary, readMultipart } from '../../local/storage/multipart.js';
 import { StorageApiError } from '../../local/storage/resources.js';
 import { parseContentRange } from '../../local/storage/uploads.js';
 
@@ -67,5 +67,50 @@ describe('readMultipart', () => {
   it('rejects metadata that is not JSON', async () => {
     const body = multipartBody('zz', '{nope', Buffer.from('x'), 10);
     await expect(readMultipart(body, 'zz', async () => {})).rejects.toMatchObject({ status: 400 });
+  });
+
+  it('reads the LF-only body gcloud sends, keeping the trailing newline of the media', async () => {
+    // Arrange: the exact shape gcloud 528 sends for `gcloud storage cp a.txt gs://b/x/a.txt`
+    // (Python's email package: LF line ends, MIME-Version headers, a boundary of = signs).
+    const boundary = '===============5137923883045249891==';
+    const text =
+      `--${boundary}\nContent-Type: application/json\nMIME-Version: 1.0\n\n` +
+      `{"bucket": "b", "contentType": "text/plain", "name": "x/a.txt"}\n` +
+      `--${boundary}\nContent-Type: text/plain\nMIME-Version: 1.0\nContent-Transfer-Encoding: binary\n\n` +
+      `hello\n\n--${boundary}--\n`;
+    for (const size of [1, 5, text.length]) {
+      const pieces: Buffer[] = [];
+      for (let at = 0; at < text.length; at += size) pieces.push(Buffer.from(text.slice(at, at + size)));
+      const received: Buffer[] = [];
+
+      // Act
+      const head = await readMultipart(Readable.from(pieces), boundary, async (c) => {
+        received.push(Buffer.from(c));
+      });
+
+      // Assert
+      expect(head).toEqual({
+        metadata: { bucket: 'b', contentType: 'text/plain', name: 'x/a.txt' },
+        mediaContentType: 'text/plain',
+      });
+      expect(Buffer.concat(received).toString()).toBe('hello\n');
+    }
+  });
+});
+
+describe('multipartBoundary', () => {
+  it.each([
+    ['multipart/related; boundary=abc', 'abc'],
+    ['multipart/related; boundary="a b=c"', 'a b=c'],
+    [
+      "multipart/related; boundary='===============5137923883045249891=='",
+      '===============5137923883045249891==',
+    ],
+  ])('reads %s', (contentType, boundary) => {
+    expect(multipartBoundary(contentType)).toBe(boundary);
+  });
+
+  it.each([undefined, 'application/json', 'multipart/related'])('refuses %s with 400', (contentType) => {
+    expect(() => multipartBoundary(contentType)).toThrow(StorageApiError);
   });
 });
