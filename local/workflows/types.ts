@@ -42,7 +42,10 @@ export type Template =
   | { k: 'lit'; value: unknown }
   | { k: 'expr'; expr: Expr; source: string; line: number }
   | { k: 'list'; items: Template[] }
-  | { k: 'map'; entries: Array<[string, Template]> };
+  | { k: 'map'; entries: Array<[MapKey, Template]> };
+
+/** A key of a YAML map: a name, or a `"${...}"` key that Workflows evaluates to a string. */
+export type MapKey = string | { expr: Expr; source: string; line: number };
 
 /** Where an `assign` writes: `a`, `a.b`, `a["b"][0]`. */
 export interface AssignTarget {
@@ -89,7 +92,8 @@ export interface ForLoop {
   value?: string;
   index?: string;
   in?: Template;
-  range?: [Template, Template];
+  /** `[start, end]` (inclusive): a YAML list of two values, or one expression giving that list. */
+  range?: Template;
   steps: Step[];
 }
 

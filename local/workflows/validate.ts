@@ -156,7 +156,7 @@ class Validator {
   /** A loop body is its own jump scope: leave it with `break`, not with `next: <outer step>`. */
   private loop(loop: ForLoop): void {
     if (loop.in) this.template(loop.in, loop.line);
-    for (const bound of loop.range ?? []) this.template(bound, loop.line);
+    if (loop.range) this.template(loop.range, loop.line);
     this.steps(loop.steps, [], true);
   }
 
@@ -205,7 +205,9 @@ class Validator {
   }
 
   private call(step: Extract<Step, { kind: 'call' }>): void {
-    const argNames = step.args?.k === 'map' ? step.args.entries.map(([name]) => name) : undefined;
+    const keys = step.args?.k === 'map' ? step.args.entries.map(([name]) => name) : undefined;
+    // Argument names given by expressions are known at run time only.
+    const argNames = keys?.every((k) => typeof k === 'string') ? (keys as string[]) : undefined;
     const routine = this.program.routines.get(step.fn);
     if (routine) {
       if (argNames) this.routineArgs(routine, argNames, step.line);
@@ -256,7 +258,10 @@ class Validator {
         for (const item of template.items) this.template(item, line);
         break;
       case 'map':
-        for (const [, item] of template.entries) this.template(item, line);
+        for (const [key, item] of template.entries) {
+          if (typeof key !== 'string') this.expr(key.expr, key.line);
+          this.template(item, line);
+        }
         break;
       default:
         break;
