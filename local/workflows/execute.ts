@@ -1,3 +1,4 @@
+import { EXPRESSION_CONNECTOR_PARAMS, isKnownCallTarget } from './catalogue.js';
 import {
   errorMap,
   WorkflowCancelledError,
@@ -10,6 +11,7 @@ import { STDLIB, STDLIB_VALUES, type StdlibContext } from './stdlib.js';
 import type {
   AssignTarget,
   Clock,
+  Connector,
   ForLoop,
   Routine,
   Step,
@@ -301,11 +303,48 @@ class Interpreter {
       }
       return builtin.fn(args, this.stdlibContext(frame));
     }
+    const connector = this.runtime.connectors[name];
+    if (connector) {
+      const positional = EXPRESSION_CONNECTOR_PARAMS[name];
+      let connectorArgs: Record<string, unknown>;
+      if (args.length === 1 && isMap(args[0]) && !positional) connectorArgs = args[0];
+      else if (positional && args.length <= positional.length) {
+        connectorArgs = Object.fromEntries(args.map((arg, i) => [positional[i] as string, arg]));
+      } else {
+        throw errorMap('TypeError', `connector ${name} in an expression takes one map of arguments`);
+      }
+      return this.callConnector(connector, connectorArgs, frame);
+    }
+    if (isKnownCallTarget(name)) throw this.noStandIn(frame, name);
     throw this.fatal(
       frame,
       'UnsupportedError',
       `unsupported function "${name}" (not a subworkflow or a supported standard library function)`,
     );
+  }
+
+  /** A valid call the local cloud cannot serve: it fails the execution, saying so, rather than pretend. */
+  private noStandIn(frame: Frame, name: string): FatalError {
+    return this.fatal(
+      frame,
+      'UnsupportedError',
+      `"${name}" has no local stand-in: the local cloud runs the standard library, http.* and the connectors in LOCAL_CONNECTOR_NAMES (local/README.md, Workflows)`,
+    );
+  }
+
+  private async callConnector(
+    connector: Connector,
+    args: Record<string, unknown>,
+    frame: Frame,
+  ): Promise<unknown> {
+    const signal = this.signalFor(frame);
+    try {
+      return await connector(args, signal ? { signal } : {});
+    } catch (err) {
+      if (this.runtime.signal?.aborted) throw new WorkflowCancelledError();
+      if (frame.cancel?.aborted) throw new BranchCancelled();
+      throw asWorkflowException(err);
+    }
   }
 
   private stdlibContext(frame: Frame): StdlibContext {
@@ -473,16 +512,8 @@ class Interpreter {
       return builtin.fn(positional, this.stdlibContext(frame));
     }
     const connector = this.runtime.connectors[step.fn];
-    if (connector) {
-      const signal = this.signalFor(frame);
-      try {
-        return await connector(args, signal ? { signal } : {});
-      } catch (err) {
-        if (this.runtime.signal?.aborted) throw new WorkflowCancelledError();
-        if (frame.cancel?.aborted) throw new BranchCancelled();
-        throw asWorkflowException(err);
-      }
-    }
+    if (connector) return this.callConnector(connector, args, frame);
+    if (isKnownCallTarget(step.fn)) throw this.noStandIn(frame, step.fn);
     throw this.fatal(
       frame,
       'UnsupportedError',

@@ -28,6 +28,11 @@ export interface WorkflowRuntime {
   signal?: AbortSignal;
   /** Guard against endless loops: the execution fails after this many steps (default 100000). */
   maxSteps?: number;
+  /**
+   * Runs another workflow by its id to completion (what `experimental.executions.map` starts);
+   * without it, that function fails saying it has no local stand-in.
+   */
+  runWorkflow?(workflowId: string, argument: unknown, signal?: AbortSignal): Promise<unknown>;
 }
 
 /** A problem `validateWorkflow` found. */

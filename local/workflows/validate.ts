@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isKnownCallTarget } from './catalogue.js';
 import { LOCAL_CONNECTOR_NAMES } from './connectors.js';
 import { WorkflowSyntaxError } from './errors.js';
 import { dottedName, type Expr } from './expression.js';
@@ -32,14 +33,18 @@ const NAMESPACES = new Set([
 ]);
 
 export interface ValidateOptions {
-  /** Connector names a `call` may use; defaults to those `createLocalConnectors` provides. */
+  /**
+   * Connector names a `call` may use besides Google's catalogue (`catalogue.ts`); defaults to
+   * those `createLocalConnectors` provides.
+   */
   connectors?: Iterable<string>;
 }
 
 /**
  * Checks what Workflows checks at deploy time and what this interpreter needs: every `next` names
  * a step in reach, `break`/`continue` sit in a loop, every call is a subworkflow, a supported
- * standard library function or a known connector, subworkflow arguments match their params.
+ * standard library function, one of Google's connectors or call targets (whether or not the local
+ * cloud has a stand-in for it: that shows at run time), subworkflow arguments match their params.
  */
 export function validateWorkflow(
   program: WorkflowProgram,
@@ -225,9 +230,12 @@ class Validator {
       }
       return;
     }
-    if (this.connectors.has(step.fn)) return;
+    if (this.connectors.has(step.fn) || isKnownCallTarget(step.fn)) return;
     if (step.fn.startsWith('googleapis.')) {
-      this.report(step.line, `connector "${step.fn}" is not supported by the local Workflows service`);
+      this.report(
+        step.line,
+        `"${step.fn}" is not a Google connector (googleapis.<api>.<version>.<resource>.<method> of an API in Google's connectors reference)`,
+      );
     } else {
       this.report(
         step.line,
@@ -288,7 +296,7 @@ class Validator {
               `${expr.name}() takes ${builtin.required}..${builtin.params.length} arguments, got ${expr.args.length}`,
             );
           }
-        } else {
+        } else if (!this.connectors.has(expr.name) && !isKnownCallTarget(expr.name)) {
           this.report(line, `unknown function "${expr.name}" in expression`);
         }
         for (const arg of expr.args) this.expr(arg, line);

@@ -688,13 +688,13 @@ needs:
     expect(error.payload).toMatchObject({ tags: ['ResourceLimitError'] });
   });
 
-  it('an unsupported call fails the execution naming the function and file:line, bypassing except', async () => {
+  it('a connector without a local stand-in fails the execution naming it, bypassing except', async () => {
     const source = `
 - attempt:
     try:
-      call: http.get
+      call: googleapis.bigquery.v2.jobs.insert
       args:
-        url: https://example.com
+        projectId: p
     except:
       steps:
         - swallowed:
@@ -703,7 +703,30 @@ needs:
     const error = await failure(run(source));
     expect(error.payload).toMatchObject({ tags: ['UnsupportedError'] });
     expect(error.context).toContain('test.yaml:2');
-    expect(error.context).toContain('"http.get"');
+    expect(error.context).toContain('"googleapis.bigquery.v2.jobs.insert" has no local stand-in');
+  });
+
+  it('a connector called inside an expression gets its positional arguments by name', async () => {
+    // GoogleCloudPlatform/workflows-samples src/connectors/connector_secretmanager.workflows.yaml
+    const calls: unknown[] = [];
+    const source = `
+- read:
+    return: \${googleapis.secretmanager.v1.projects.secrets.versions.accessString("token", "latest", "acme")}
+`;
+    const result = await run(source, undefined, {
+      connectors: {
+        'googleapis.secretmanager.v1.projects.secrets.versions.accessString': async (args) => {
+          calls.push(args);
+          return 's3cret';
+        },
+      },
+    });
+    expect(result).toBe('s3cret');
+    expect(calls).toEqual([{ secret_id: 'token', version: 'latest', project_id: 'acme' }]);
+    const missing = await failure(
+      run(`- q:\n    return: '\${googleapis.bigquery.v2.jobs.get({"projectId": "p", "jobId": "j"})}'\n`),
+    );
+    expect(missing.context).toContain('"googleapis.bigquery.v2.jobs.get" has no local stand-in');
   });
 
   it('sys.log goes to runtime.log and sys.sleep to the clock', async () => {
