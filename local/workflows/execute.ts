@@ -328,7 +328,7 @@ class Interpreter {
     return this.fatal(
       frame,
       'UnsupportedError',
-      `"${name}" has no local stand-in: the local cloud runs the standard library, http.* and the connectors in LOCAL_CONNECTOR_NAMES (local/README.md, Workflows)`,
+      `"${name}" has no local stand-in: the local cloud serves the standard library, http.* and the Batch, Cloud Run jobs, Pub/Sub publish and Cloud Storage objects connectors (local/README.md, Workflows)`,
     );
   }
 
