@@ -159,8 +159,8 @@ describe('workflow expressions', () => {
     expect((error as WorkflowRuntimeError).line).toBe(4);
   });
 
-  it('evaluates "${...}" map keys and a range given as one expression', async () => {
-    // Map keys as in workflows-samples src/parallel_for_in; range as in src/parallel_for_range.
+  it('evaluates expression map keys and a range given as one expression', async () => {
+    // Map keys as in workflows-samples src/dictionary; range as in src/parallel_for_range.
     const source = `
 main:
   params: [args]
