@@ -68,6 +68,7 @@ export const CONNECTOR_APIS: ReadonlySet<string> = new Set([
   'transcoder.v1',
   'translate.v2',
   'translate.v3',
+  'translate.v3beta1',
   'vision.v1',
   'workflowexecutions.v1',
   'workflows.v1',

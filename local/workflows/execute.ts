@@ -529,6 +529,11 @@ class Interpreter {
       }
       if (!holds) continue;
       if (condition.assign) await this.assignAll(condition.assign, frame);
+      if (condition.call) {
+        const embedded = { name: step.name, line: condition.line, kind: 'call' as const, ...condition.call };
+        const result = await this.call(embedded, frame);
+        if (embedded.result) frame.scope.assign(embedded.result, result);
+      }
       if (condition.steps) {
         const flow = await this.runSteps(condition.steps, frame);
         if (flow.k !== 'next') return flow;

@@ -32,8 +32,9 @@ const ALLOWED_KEYS: Record<string, string[]> = {
   for: ['for', 'next'],
   parallel: ['parallel', 'next'],
   try: ['try', 'except', 'retry', 'next'],
-  raise: ['raise'],
-  return: ['return'],
+  // Workflows deploys a `next` beside `return`/`raise` (it is never taken).
+  raise: ['raise', 'next'],
+  return: ['return', 'next'],
   steps: ['steps', 'next'],
   next: ['next'],
 };
@@ -233,12 +234,25 @@ class Parser {
     return (node.items as Node[]).map((item) => {
       const keys = this.keys(
         this.map(item, 'switch condition'),
-        ['condition', 'next', 'steps', 'assign', 'return', 'raise'],
+        ['condition', 'next', 'steps', 'assign', 'call', 'args', 'result', 'return', 'raise'],
         'switch condition',
       );
       const condition = keys.get('condition');
       if (!condition) this.fail(item, 'switch entry without "condition"');
       const out: SwitchCondition = { line: this.line(item), condition: this.template(condition) };
+      // A condition may embed a call, as a step does (`call`, `args`, `result`).
+      const call = keys.get('call');
+      if (call) {
+        const args = keys.get('args');
+        const result = keys.get('result');
+        out.call = {
+          fn: this.string(call, 'call'),
+          ...(args ? { args: this.template(args) } : {}),
+          ...(result ? { result: this.string(result, 'result') } : {}),
+        };
+      } else if (keys.has('args') || keys.has('result')) {
+        this.fail(item, '"args" and "result" in a switch condition need "call"');
+      }
       const next = keys.get('next');
       const steps = keys.get('steps');
       const assign = keys.get('assign');

@@ -88,6 +88,7 @@ export interface SwitchCondition {
   next?: string;
   steps?: Step[];
   assign?: Extract<Step, { kind: 'assign' }>['items'];
+  call?: { fn: string; args?: Template; result?: string };
   return?: Template;
   raise?: Template;
 }

@@ -123,6 +123,16 @@ class Validator {
         for (const condition of step.conditions) {
           this.template(condition.condition, condition.line);
           if (condition.assign) this.assignments(condition.assign);
+          if (condition.call) {
+            const embedded = {
+              name: step.name,
+              line: condition.line,
+              kind: 'call' as const,
+              ...condition.call,
+            };
+            if (embedded.args) this.template(embedded.args, condition.line);
+            this.call(embedded);
+          }
           if (condition.steps) this.steps(condition.steps, reach, inLoop);
           if (condition.return) this.template(condition.return, condition.line);
           if (condition.raise) this.template(condition.raise, condition.line);

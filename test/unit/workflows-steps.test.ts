@@ -688,6 +688,36 @@ needs:
     expect(error.payload).toMatchObject({ tags: ['ResourceLimitError'] });
   });
 
+  it('a switch condition may embed a call; a next beside return is accepted and never taken', async () => {
+    // As in GoogleCloudPlatform/workflows-demos bigtable-ai/.../batch-export.yaml and workflows-bigquery-load.
+    const logs: unknown[] = [];
+    const source = `
+main:
+  steps:
+    - decide:
+        switch:
+          - condition: \${true}
+            call: double
+            args:
+              x: 21
+            result: answer
+    - done:
+        return: \${answer}
+        next: end
+double:
+  params: [x]
+  steps:
+    - log:
+        call: sys.log
+        args:
+          text: doubling
+    - r:
+        return: \${x * 2}
+`;
+    expect(await run(source, undefined, { log: (entry) => logs.push(entry.data) })).toBe(42);
+    expect(logs).toEqual(['doubling']);
+  });
+
   it('a connector without a local stand-in fails the execution naming it, bypassing except', async () => {
     const source = `
 - attempt:
