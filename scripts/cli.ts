@@ -160,12 +160,27 @@ program
   });
 
 program
-  .command('validate')
-  .description('check batchwire.yaml and every workflow in workflows/')
+  .command('validate [files...]')
+  .description(
+    'check batchwire.yaml and every workflow in workflows/, or only the given workflow files (any Workflows definition)',
+  )
   .option('--workflows <dir>', "check the workflows in this folder instead of the repository's workflows/")
-  .action(async (options: { workflows?: string }) => {
+  .action(async (files: string[], options: { workflows?: string }) => {
     const { validate } = await import('./commands/validate.js');
-    validate(options.workflows ? { workflowsDir: options.workflows } : {});
+    validate({ ...(options.workflows ? { workflowsDir: options.workflows } : {}), files });
+  });
+
+program
+  .command('workflow')
+  .description('Cloud Workflows definitions on the local interpreter')
+  .command('run <file>')
+  .description(
+    'run a workflow file on the local interpreter (its connectors against the running platform) and print its result as JSON',
+  )
+  .option('--data <json>', 'the execution argument, as JSON')
+  .action(async (file: string, options: { data?: string }) => {
+    const { runWorkflowFile } = await import('./commands/workflow.js');
+    await runWorkflowFile(file, options);
   });
 
 program

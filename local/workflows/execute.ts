@@ -1,3 +1,4 @@
+import { EXPRESSION_CONNECTOR_PARAMS, isKnownCallTarget } from './catalogue.js';
 import {
   errorMap,
   WorkflowCancelledError,
@@ -10,6 +11,7 @@ import { STDLIB, STDLIB_VALUES, type StdlibContext } from './stdlib.js';
 import type {
   AssignTarget,
   Clock,
+  Connector,
   ForLoop,
   Routine,
   Step,
@@ -99,6 +101,22 @@ class Scope {
   }
 
   /**
+   * The scope that holds `name` when writing it from here crosses a parallel branch (a shared
+   * variable), else undefined: such writes must not interleave with the other branches'.
+   */
+  sharedOwner(name: string): Scope | undefined {
+    let crossed = false;
+    for (let scope: Scope | undefined = this; scope; scope = scope.parent) {
+      if (scope.vars.has(name)) return crossed ? scope : undefined;
+      if (scope.kind === 'branch') {
+        if (!scope.shared.has(name)) return undefined;
+        crossed = true;
+      }
+    }
+    return undefined;
+  }
+
+  /**
    * Workflows scoping: a loop body updates variables that exist outside it and keeps new ones to
    * itself; a parallel branch may only write the outer variables listed in `shared`.
    */
@@ -146,11 +164,31 @@ class FatalError extends Error {
 /** A branch stopped because a sibling failed. */
 class BranchCancelled extends Error {}
 
+/** Runs async critical sections one after another, in arrival order. */
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(section: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(section);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+/** How Workflows describes where an error was raised: `RuntimeError: "boom"\nin step "s", routine "main", line: 12`. */
+function errorContext(err: WorkflowException): string {
+  const head = err.userRaised ? `RuntimeError: ${safeJson(err.value)}` : err.message;
+  const frame = err.frames[0];
+  return frame ? `${head}\nin step "${frame.step}", routine "${frame.routine}", line: ${frame.line}` : head;
+}
+
 const annotated = new WeakMap<WorkflowException, Set<object>>();
 
 class Interpreter {
   private steps = 0;
   private readonly maxSteps: number;
+  /** One lock per scope that holds shared variables of a running parallel step. */
+  private readonly sharedLocks = new WeakMap<Scope, Mutex>();
 
   constructor(
     private readonly program: WorkflowProgram,
@@ -184,10 +222,7 @@ class Interpreter {
     if (err instanceof WorkflowRuntimeError) return err;
     if (this.runtime.signal?.aborted) return new WorkflowCancelledError();
     if (err instanceof WorkflowException) {
-      const head = err.userRaised ? `RuntimeError: ${safeJson(err.value)}` : err.message;
-      const frame = err.frames[0];
-      const where = frame ? `\nin step "${frame.step}", routine "${frame.routine}", line: ${frame.line}` : '';
-      return new WorkflowRuntimeError(err.value, `${head}${where}`, frame?.line, err.frames);
+      return new WorkflowRuntimeError(err.value, errorContext(err), err.frames[0]?.line, err.frames);
     }
     if (err instanceof FatalError) {
       const { step, routine, line } = err.frame;
@@ -268,11 +303,48 @@ class Interpreter {
       }
       return builtin.fn(args, this.stdlibContext(frame));
     }
+    const connector = this.runtime.connectors[name];
+    if (connector) {
+      const positional = EXPRESSION_CONNECTOR_PARAMS[name];
+      let connectorArgs: Record<string, unknown>;
+      if (args.length === 1 && isMap(args[0]) && !positional) connectorArgs = args[0];
+      else if (positional && args.length <= positional.length) {
+        connectorArgs = Object.fromEntries(args.map((arg, i) => [positional[i] as string, arg]));
+      } else {
+        throw errorMap('TypeError', `connector ${name} in an expression takes one map of arguments`);
+      }
+      return this.callConnector(connector, connectorArgs, frame);
+    }
+    if (isKnownCallTarget(name)) throw this.noStandIn(frame, name);
     throw this.fatal(
       frame,
       'UnsupportedError',
       `unsupported function "${name}" (not a subworkflow or a supported standard library function)`,
     );
+  }
+
+  /** A valid call the local cloud cannot serve: it fails the execution, saying so, rather than pretend. */
+  private noStandIn(frame: Frame, name: string): FatalError {
+    return this.fatal(
+      frame,
+      'UnsupportedError',
+      `"${name}" has no local stand-in: the local cloud serves the standard library, http.* and the Batch, Cloud Run jobs, Pub/Sub publish and Cloud Storage objects connectors (local/README.md, Workflows)`,
+    );
+  }
+
+  private async callConnector(
+    connector: Connector,
+    args: Record<string, unknown>,
+    frame: Frame,
+  ): Promise<unknown> {
+    const signal = this.signalFor(frame);
+    try {
+      return await connector(args, signal ? { signal } : {});
+    } catch (err) {
+      if (this.runtime.signal?.aborted) throw new WorkflowCancelledError();
+      if (frame.cancel?.aborted) throw new BranchCancelled();
+      throw asWorkflowException(err);
+    }
   }
 
   private stdlibContext(frame: Frame): StdlibContext {
@@ -384,23 +456,41 @@ class Interpreter {
   private async assignAll(items: Extract<Step, { kind: 'assign' }>['items'], frame: Frame): Promise<void> {
     for (const item of items) {
       frame.line = item.line;
-      await this.assign(item.target, await this.value(item.value, frame), frame);
+      await this.assign(item.target, item.value, frame);
     }
   }
 
-  /** Copy-on-write along the path: Workflows maps and lists are values, never shared references. */
-  private async assign(target: AssignTarget, value: unknown, frame: Frame): Promise<void> {
-    if (target.path.length === 0) {
-      frame.scope.assign(target.root, value);
-      return;
+  /**
+   * One assignment. Workflows makes each assignment to a shared variable atomic: in a parallel
+   * branch, `total: ${total + v}` reads and writes `total` while no other branch assigns it, so
+   * the reading, the evaluation (which may await) and the writing happen under the lock of the
+   * scope that holds the variable.
+   */
+  private async assign(target: AssignTarget, valueTemplate: Template, frame: Frame): Promise<void> {
+    const owner = frame.scope.sharedOwner(target.root);
+    const write = async () => {
+      const value = await this.value(valueTemplate, frame);
+      if (target.path.length === 0) {
+        frame.scope.assign(target.root, value);
+        return;
+      }
+      const keys: unknown[] = [];
+      for (const part of target.path) {
+        keys.push(part.k === 'field' ? part.name : await evaluate(part.expr, this.evalContext(frame)));
+      }
+      // Read the container only now, with nothing left to await before the write: copy-on-write
+      // along the path (Workflows maps and lists are values, never shared references).
+      const current = frame.scope.lookup(target.root);
+      if (!current.found) throw errorMap('KeyError', `variable "${target.root}" is not defined`);
+      frame.scope.assign(target.root, setIn(current.value, keys, value));
+    };
+    if (!owner) return write();
+    let lock = this.sharedLocks.get(owner);
+    if (!lock) {
+      lock = new Mutex();
+      this.sharedLocks.set(owner, lock);
     }
-    const current = frame.scope.lookup(target.root);
-    if (!current.found) throw errorMap('KeyError', `variable "${target.root}" is not defined`);
-    const keys: unknown[] = [];
-    for (const part of target.path) {
-      keys.push(part.k === 'field' ? part.name : await evaluate(part.expr, this.evalContext(frame)));
-    }
-    frame.scope.assign(target.root, setIn(current.value, keys, value));
+    return lock.run(write);
   }
 
   private async call(step: Extract<Step, { kind: 'call' }>, frame: Frame): Promise<unknown> {
@@ -422,16 +512,8 @@ class Interpreter {
       return builtin.fn(positional, this.stdlibContext(frame));
     }
     const connector = this.runtime.connectors[step.fn];
-    if (connector) {
-      const signal = this.signalFor(frame);
-      try {
-        return await connector(args, signal ? { signal } : {});
-      } catch (err) {
-        if (this.runtime.signal?.aborted) throw new WorkflowCancelledError();
-        if (frame.cancel?.aborted) throw new BranchCancelled();
-        throw asWorkflowException(err);
-      }
-    }
+    if (connector) return this.callConnector(connector, args, frame);
+    if (isKnownCallTarget(step.fn)) throw this.noStandIn(frame, step.fn);
     throw this.fatal(
       frame,
       'UnsupportedError',
@@ -447,6 +529,11 @@ class Interpreter {
       }
       if (!holds) continue;
       if (condition.assign) await this.assignAll(condition.assign, frame);
+      if (condition.call) {
+        const embedded = { name: step.name, line: condition.line, kind: 'call' as const, ...condition.call };
+        const result = await this.call(embedded, frame);
+        if (embedded.result) frame.scope.assign(embedded.result, result);
+      }
       if (condition.steps) {
         const flow = await this.runSteps(condition.steps, frame);
         if (flow.k !== 'next') return flow;
@@ -469,9 +556,11 @@ class Interpreter {
       if (!Array.isArray(items)) throw errorMap('TypeError', `for "in" needs a list, got ${typeName(items)}`);
       return items.map((value, index) => ({ value, index }));
     }
-    const [startT, endT] = loop.range as [Template, Template];
-    const start = await this.value(startT, frame);
-    const end = await this.value(endT, frame);
+    const range = await this.value(loop.range as Template, frame);
+    if (!Array.isArray(range) || range.length !== 2) {
+      throw errorMap('ValueError', `for "range" needs a list [start, end], got ${typeName(range)}`);
+    }
+    const [start, end] = range;
     if (typeof start !== 'number' || typeof end !== 'number') {
       throw errorMap('TypeError', `for "range" needs numbers, got ${typeName(start)} and ${typeName(end)}`);
     }
@@ -544,37 +633,44 @@ class Interpreter {
       limit = Math.floor(value);
     }
 
-    let first: unknown;
-    const failures: Array<{ id: string; error: WorkflowException }> = [];
+    // Google's exception policy: an error a branch does not handle ends that branch only; every
+    // other branch (and every iteration not started yet) still runs, then the step raises one
+    // UnhandledBranchError listing each failed branch. `continueAll` behaves the same. Only what
+    // no `try` may catch (an unsupported construct, a cancelled execution) stops the siblings.
+    let fatal: unknown;
+    const failures: Array<{ id: string; index: number; error: WorkflowException }> = [];
     let nextTask = 0;
     const worker = async () => {
       while (nextTask < tasks.length) {
-        const task = tasks[nextTask++] as (typeof tasks)[number];
+        const index = nextTask++;
+        const task = tasks[index] as (typeof tasks)[number];
         if (controller.signal.aborted) return;
         try {
           await task.run();
         } catch (err) {
           if (err instanceof BranchCancelled && controller.signal.aborted) continue;
-          if (err instanceof WorkflowException && parallel.exceptionPolicy === 'continueAll') {
-            failures.push({ id: task.id, error: err });
+          if (err instanceof WorkflowException) {
+            failures.push({ id: task.id, index, error: err });
             continue;
           }
-          if (first === undefined) first = err;
+          if (fatal === undefined) fatal = err;
           controller.abort();
         }
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, tasks.length)) }, worker));
-    if (first !== undefined) throw first;
+    if (fatal !== undefined) throw fatal;
     if (failures.length > 0) {
+      failures.sort((a, b) => a.index - b.index);
       throw errorMap(
         'UnhandledBranchError',
         'One or more branches or iterations encountered an unhandled runtime error',
         {
           branches: failures.map(({ id, error }) => ({
             id,
-            error: { payload: error.value, message: error.message },
+            error: { context: errorContext(error), payload: error.value },
           })),
+          truncated: false,
         },
       );
     }
@@ -695,7 +791,17 @@ class Interpreter {
       }
       case 'map': {
         const out: Record<string, unknown> = {};
-        for (const [key, item] of template.entries) out[key] = await this.value(item, frame);
+        for (const [keyTemplate, item] of template.entries) {
+          let key = keyTemplate;
+          if (typeof key !== 'string') {
+            const evaluated = await evaluate(key.expr, this.evalContext(frame));
+            if (typeof evaluated !== 'string') {
+              throw errorMap('TypeError', `map keys must be strings, got ${typeName(evaluated)}`);
+            }
+            key = evaluated;
+          }
+          out[key] = await this.value(item, frame);
+        }
         return out;
       }
     }

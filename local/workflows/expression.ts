@@ -172,6 +172,17 @@ const INFIX: Record<string, number> = {
   '%': 60,
 };
 const NOT_BP = 30;
+
+/** Workflows accepts the logical operators in lower and in upper case (`and`, `AND`). */
+const WORD_OPERATORS = new Map<string, 'and' | 'or' | 'not' | 'in'>([
+  ['and', 'and'],
+  ['AND', 'and'],
+  ['or', 'or'],
+  ['OR', 'or'],
+  ['not', 'not'],
+  ['NOT', 'not'],
+  ['in', 'in'],
+]);
 const NEG_BP = 70;
 
 /**
@@ -193,10 +204,8 @@ export function parseExpression(source: string): Expr {
   };
   const infixOf = (token: Token): string | undefined => {
     if (token.type === 'op' && token.value in INFIX) return token.value;
-    if (token.type === 'ident' && (token.value === 'and' || token.value === 'or' || token.value === 'in')) {
-      return token.value;
-    }
-    return undefined;
+    const word = token.type === 'ident' ? WORD_OPERATORS.get(token.value) : undefined;
+    return word === 'not' ? undefined : word;
   };
 
   const parse = (minBp: number): Expr => {
@@ -249,9 +258,11 @@ export function parseExpression(source: string): Expr {
       case 'str':
         return { t: 'lit', value: token.value };
       case 'ident':
-        if (token.value in KEYWORD_LITERALS) return { t: 'lit', value: KEYWORD_LITERALS[token.value] };
-        if (token.value === 'not') return { t: 'unary', op: 'not', operand: parse(NOT_BP) };
-        if (['and', 'or', 'in'].includes(token.value)) {
+        if (Object.hasOwn(KEYWORD_LITERALS, token.value))
+          return { t: 'lit', value: KEYWORD_LITERALS[token.value] };
+        if (WORD_OPERATORS.get(token.value) === 'not')
+          return { t: 'unary', op: 'not', operand: parse(NOT_BP) };
+        if (WORD_OPERATORS.get(token.value)) {
           throw new ExpressionSyntaxError(`unexpected "${token.value}"`, token.pos);
         }
         return { t: 'var', name: token.value };

@@ -4,6 +4,7 @@ import { type Expr, ExpressionSyntaxError, parseExpression } from './expression.
 import type {
   AssignTarget,
   ForLoop,
+  MapKey,
   Parallel,
   RetrySpec,
   Routine,
@@ -31,8 +32,9 @@ const ALLOWED_KEYS: Record<string, string[]> = {
   for: ['for', 'next'],
   parallel: ['parallel', 'next'],
   try: ['try', 'except', 'retry', 'next'],
-  raise: ['raise'],
-  return: ['return'],
+  // Workflows deploys a `next` beside `return`/`raise` (it is never taken).
+  raise: ['raise', 'next'],
+  return: ['return', 'next'],
   steps: ['steps', 'next'],
   next: ['next'],
 };
@@ -232,12 +234,25 @@ class Parser {
     return (node.items as Node[]).map((item) => {
       const keys = this.keys(
         this.map(item, 'switch condition'),
-        ['condition', 'next', 'steps', 'assign', 'return', 'raise'],
+        ['condition', 'next', 'steps', 'assign', 'call', 'args', 'result', 'return', 'raise'],
         'switch condition',
       );
       const condition = keys.get('condition');
       if (!condition) this.fail(item, 'switch entry without "condition"');
       const out: SwitchCondition = { line: this.line(item), condition: this.template(condition) };
+      // A condition may embed a call, as a step does (`call`, `args`, `result`).
+      const call = keys.get('call');
+      if (call) {
+        const args = keys.get('args');
+        const result = keys.get('result');
+        out.call = {
+          fn: this.string(call, 'call'),
+          ...(args ? { args: this.template(args) } : {}),
+          ...(result ? { result: this.string(result, 'result') } : {}),
+        };
+      } else if (keys.has('args') || keys.has('result')) {
+        this.fail(item, '"args" and "result" in a switch condition need "call"');
+      }
       const next = keys.get('next');
       const steps = keys.get('steps');
       const assign = keys.get('assign');
@@ -266,9 +281,11 @@ class Parser {
       this.fail(node, 'for needs exactly one of "in" and "range"');
     if (inNode) loop.in = this.template(inNode);
     if (rangeNode) {
-      if (!isSeq(rangeNode) || rangeNode.items.length !== 2)
-        this.fail(rangeNode, 'range must be [start, end]');
-      loop.range = [this.template(rangeNode.items[0] as Node), this.template(rangeNode.items[1] as Node)];
+      const range = this.template(rangeNode);
+      if (range.k === 'lit' || (range.k === 'list' && range.items.length !== 2) || range.k === 'map') {
+        this.fail(rangeNode, 'range must be [start, end] or an expression giving that list');
+      }
+      loop.range = range;
     }
     return loop;
   }
@@ -367,13 +384,28 @@ class Parser {
     if (isMap(node)) {
       return {
         k: 'map',
-        entries: node.items.map((pair) => [
-          this.keyName(pair.key as Node),
-          this.template(pair.value as Node),
-        ]),
+        entries: node.items.map((pair) => [this.mapKey(pair.key as Node), this.template(pair.value as Node)]),
       };
     }
     return this.fail(node, 'unsupported YAML node');
+  }
+
+  /** `"${key}": value` evaluates the key, as Workflows does for keys of maps in values. */
+  private mapKey(node: Node): MapKey {
+    const name = this.keyName(node);
+    if (!isExpressionString(name)) return name;
+    const source = name.slice(2, -1);
+    try {
+      return { expr: parseExpression(source), source, line: this.line(node) };
+    } catch (err) {
+      if (err instanceof ExpressionSyntaxError) {
+        this.fail(
+          node,
+          `invalid expression \${${source}} in a map key: ${err.message} at offset ${err.offset}`,
+        );
+      }
+      throw err;
+    }
   }
 
   private keys(map: YAMLMap, allowed: string[], where: string): Map<string, Node> {

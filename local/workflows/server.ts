@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { bindLoopback, grpcError, loadGrpcPackage, lookup } from '../grpc/protos.js';
-import { createLocalConnectors } from './connectors.js';
+import { createLocalConnectors, httpError } from './connectors.js';
 import { WorkflowCancelledError, WorkflowRuntimeError, WorkflowSyntaxError } from './errors.js';
 import { executeWorkflow, systemClock } from './execute.js';
 import { parseWorkflow } from './parse.js';
@@ -249,6 +249,21 @@ export async function startWorkflowsService(
           env,
           clock,
           signal: abort.signal,
+          // `experimental.executions.map`: children run in this process (not listed as executions).
+          runWorkflow: (childId, childArgument, signal) => {
+            let child: WorkflowProgram;
+            try {
+              child = loadWorkflow(`${location}/workflows/${childId}`).program;
+            } catch (err) {
+              throw httpError(404, (err as Error).message.replace(/^\d+ [A-Z_]+: /, ''), 'NOT_FOUND');
+            }
+            return executeWorkflow(child, childArgument, {
+              connectors,
+              env: { ...env, GOOGLE_CLOUD_WORKFLOW_ID: childId },
+              clock,
+              signal: signal ?? abort.signal,
+            });
+          },
           log: (entry) =>
             emit({
               kind: 'workflow.log',

@@ -1,5 +1,6 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { errorMap } from './errors.js';
+import { httpRequest } from './http.js';
 import type { WorkflowRuntime } from './types.js';
 import { FunctionRef, isBytes, isMap, toJsonValue, typeName } from './values.js';
 
@@ -114,6 +115,40 @@ function formatTime(seconds: number, timezone: string): string {
   const abs = Math.abs(offsetMinutes);
   const offset = `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
   return `${local}.${micros}${offset}`;
+}
+
+const HTTP_BODY_PARAMS = ['url', 'headers', 'query', 'body', 'auth', 'timeout', 'private_service_name'];
+
+/** Workflows' algorithm names → Node's. */
+const CHECKSUM_ALGORITHMS: Record<string, string> = {
+  MD5: 'md5',
+  SHA1: 'sha1',
+  SHA256: 'sha256',
+  SHA384: 'sha384',
+  SHA512: 'sha512',
+};
+const HMAC_ALGORITHMS: Record<string, string> = {
+  SHA1: 'sha1',
+  SHA256: 'sha256',
+  SHA384: 'sha384',
+  SHA512: 'sha512',
+};
+
+function hashAlgorithm(value: unknown, known: Record<string, string>): string {
+  const name = str(value, 'algorithm').toUpperCase().replace('-', '');
+  const algorithm = Object.hasOwn(known, name) ? known[name] : undefined;
+  if (!algorithm) {
+    throw errorMap(
+      'ValueError',
+      `unsupported algorithm "${value}" (one of ${Object.keys(known).join(', ')})`,
+    );
+  }
+  return algorithm;
+}
+
+function digest(hash: { update(data: Uint8Array): unknown; digest(): Buffer }, data: Uint8Array): Uint8Array {
+  hash.update(data);
+  return new Uint8Array(hash.digest());
 }
 
 /**
@@ -305,7 +340,47 @@ export const STDLIB: Record<string, StdlibFunction> = {
     return Math.floor(ms / 1000) + (fraction ? Number(`0.${fraction}`) : 0);
   }),
   'uuid.generate': fn([], 0, () => randomUUID()),
+  'hash.compute_checksum': fn(['data', 'algorithm'], 2, ([data, algorithm]) =>
+    digest(createHash(hashAlgorithm(algorithm, CHECKSUM_ALGORITHMS)), bytes(data, 'data')),
+  ),
+  'hash.compute_hmac': fn(['key', 'data', 'algorithm'], 3, ([key, data, algorithm]) =>
+    digest(createHmac(hashAlgorithm(algorithm, HMAC_ALGORITHMS), bytes(key, 'key')), bytes(data, 'data')),
+  ),
+  'http.get': httpFunction('GET', ['url', 'headers', 'query', 'auth', 'timeout', 'private_service_name']),
+  'http.delete': httpFunction('DELETE', HTTP_BODY_PARAMS),
+  'http.post': httpFunction('POST', HTTP_BODY_PARAMS),
+  'http.put': httpFunction('PUT', HTTP_BODY_PARAMS),
+  'http.patch': httpFunction('PATCH', HTTP_BODY_PARAMS),
+  'http.request': fn(
+    ['method', 'url', 'headers', 'query', 'body', 'auth', 'timeout', 'private_service_name'],
+    2,
+    ([method, url, headers, query, body, , timeout], { signal }) =>
+      httpRequest({ method: str(method, 'method'), url, headers, query, body, timeout }, signal),
+  ),
+  'experimental.executions.map': fn(
+    ['workflow_id', 'arguments'],
+    2,
+    async ([workflowId, args], { runtime, signal }) => {
+      const id = str(workflowId, 'workflow_id');
+      const items = list(args, 'arguments');
+      if (!runtime.runWorkflow) {
+        throw errorMap(
+          'UnsupportedError',
+          `experimental.executions.map: starting workflow "${id}" has no local stand-in here (run it through the local platform or \`batchwire workflow run\`, which resolve workflows by id)`,
+        );
+      }
+      const run = runtime.runWorkflow;
+      return Promise.all(items.map((argument) => run(id, argument, signal)));
+    },
+  ),
 };
+
+function httpFunction(method: string, params: string[]): StdlibFunction {
+  return fn(params, 1, (args, { signal }) => {
+    const named = Object.fromEntries(params.map((name, i) => [name, args[i]]));
+    return httpRequest({ method, ...named, url: named.url }, signal);
+  });
+}
 
 const DEFAULT_BACKOFF = { initial_delay: 1, max_delay: 60, multiplier: 1.25 };
 

@@ -28,6 +28,11 @@ export interface WorkflowRuntime {
   signal?: AbortSignal;
   /** Guard against endless loops: the execution fails after this many steps (default 100000). */
   maxSteps?: number;
+  /**
+   * Runs another workflow by its id to completion (what `experimental.executions.map` starts);
+   * without it, that function fails saying it has no local stand-in.
+   */
+  runWorkflow?(workflowId: string, argument: unknown, signal?: AbortSignal): Promise<unknown>;
 }
 
 /** A problem `validateWorkflow` found. */
@@ -42,7 +47,10 @@ export type Template =
   | { k: 'lit'; value: unknown }
   | { k: 'expr'; expr: Expr; source: string; line: number }
   | { k: 'list'; items: Template[] }
-  | { k: 'map'; entries: Array<[string, Template]> };
+  | { k: 'map'; entries: Array<[MapKey, Template]> };
+
+/** A key of a YAML map: a name, or a `"${...}"` key that Workflows evaluates to a string. */
+export type MapKey = string | { expr: Expr; source: string; line: number };
 
 /** Where an `assign` writes: `a`, `a.b`, `a["b"][0]`. */
 export interface AssignTarget {
@@ -80,6 +88,7 @@ export interface SwitchCondition {
   next?: string;
   steps?: Step[];
   assign?: Extract<Step, { kind: 'assign' }>['items'];
+  call?: { fn: string; args?: Template; result?: string };
   return?: Template;
   raise?: Template;
 }
@@ -89,7 +98,8 @@ export interface ForLoop {
   value?: string;
   index?: string;
   in?: Template;
-  range?: [Template, Template];
+  /** `[start, end]` (inclusive): a YAML list of two values, or one expression giving that list. */
+  range?: Template;
   steps: Step[];
 }
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isKnownCallTarget } from './catalogue.js';
 import { LOCAL_CONNECTOR_NAMES } from './connectors.js';
 import { WorkflowSyntaxError } from './errors.js';
 import { dottedName, type Expr } from './expression.js';
@@ -32,14 +33,18 @@ const NAMESPACES = new Set([
 ]);
 
 export interface ValidateOptions {
-  /** Connector names a `call` may use; defaults to those `createLocalConnectors` provides. */
+  /**
+   * Connector names a `call` may use besides Google's catalogue (`catalogue.ts`); defaults to
+   * those `createLocalConnectors` provides.
+   */
   connectors?: Iterable<string>;
 }
 
 /**
  * Checks what Workflows checks at deploy time and what this interpreter needs: every `next` names
  * a step in reach, `break`/`continue` sit in a loop, every call is a subworkflow, a supported
- * standard library function or a known connector, subworkflow arguments match their params.
+ * standard library function, one of Google's connectors or call targets (whether or not the local
+ * cloud has a stand-in for it: that shows at run time), subworkflow arguments match their params.
  */
 export function validateWorkflow(
   program: WorkflowProgram,
@@ -118,6 +123,16 @@ class Validator {
         for (const condition of step.conditions) {
           this.template(condition.condition, condition.line);
           if (condition.assign) this.assignments(condition.assign);
+          if (condition.call) {
+            const embedded = {
+              name: step.name,
+              line: condition.line,
+              kind: 'call' as const,
+              ...condition.call,
+            };
+            if (embedded.args) this.template(embedded.args, condition.line);
+            this.call(embedded);
+          }
           if (condition.steps) this.steps(condition.steps, reach, inLoop);
           if (condition.return) this.template(condition.return, condition.line);
           if (condition.raise) this.template(condition.raise, condition.line);
@@ -156,7 +171,7 @@ class Validator {
   /** A loop body is its own jump scope: leave it with `break`, not with `next: <outer step>`. */
   private loop(loop: ForLoop): void {
     if (loop.in) this.template(loop.in, loop.line);
-    for (const bound of loop.range ?? []) this.template(bound, loop.line);
+    if (loop.range) this.template(loop.range, loop.line);
     this.steps(loop.steps, [], true);
   }
 
@@ -205,7 +220,9 @@ class Validator {
   }
 
   private call(step: Extract<Step, { kind: 'call' }>): void {
-    const argNames = step.args?.k === 'map' ? step.args.entries.map(([name]) => name) : undefined;
+    const keys = step.args?.k === 'map' ? step.args.entries.map(([name]) => name) : undefined;
+    // Argument names given by expressions are known at run time only.
+    const argNames = keys?.every((k) => typeof k === 'string') ? (keys as string[]) : undefined;
     const routine = this.program.routines.get(step.fn);
     if (routine) {
       if (argNames) this.routineArgs(routine, argNames, step.line);
@@ -223,9 +240,12 @@ class Validator {
       }
       return;
     }
-    if (this.connectors.has(step.fn)) return;
+    if (this.connectors.has(step.fn) || isKnownCallTarget(step.fn)) return;
     if (step.fn.startsWith('googleapis.')) {
-      this.report(step.line, `connector "${step.fn}" is not supported by the local Workflows service`);
+      this.report(
+        step.line,
+        `"${step.fn}" is not a Google connector (googleapis.<api>.<version>.<resource>.<method> of an API in Google's connectors reference)`,
+      );
     } else {
       this.report(
         step.line,
@@ -256,7 +276,10 @@ class Validator {
         for (const item of template.items) this.template(item, line);
         break;
       case 'map':
-        for (const [, item] of template.entries) this.template(item, line);
+        for (const [key, item] of template.entries) {
+          if (typeof key !== 'string') this.expr(key.expr, key.line);
+          this.template(item, line);
+        }
         break;
       default:
         break;
@@ -283,7 +306,7 @@ class Validator {
               `${expr.name}() takes ${builtin.required}..${builtin.params.length} arguments, got ${expr.args.length}`,
             );
           }
-        } else {
+        } else if (!this.connectors.has(expr.name) && !isKnownCallTarget(expr.name)) {
           this.report(line, `unknown function "${expr.name}" in expression`);
         }
         for (const arg of expr.args) this.expr(arg, line);

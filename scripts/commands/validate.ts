@@ -9,9 +9,14 @@ import { CliError, ROOT_DIR } from '../lib/context.js';
 /**
  * `batchwire validate`: the config, every workflow in `workflows/` (or `workflowsDir`), and that
  * the config's flows point at workflows that exist. Prints one line per problem as
- * `file:line: message` on stderr and fails, or one `ok:` line.
+ * `file:line: message` on stderr and fails, or one `ok:` line. With `files`, only those
+ * workflow files, wherever they are (any Workflows definition, not only the project's).
  */
-export function validate(options: { workflowsDir?: string } = {}): void {
+export function validate(options: { workflowsDir?: string; files?: string[] } = {}): void {
+  if (options.files && options.files.length > 0) {
+    validateFiles(options.files);
+    return;
+  }
   const problems: string[] = [];
   const workflowsDir = options.workflowsDir ?? join(ROOT_DIR, 'workflows');
   let names: string[];
@@ -56,6 +61,19 @@ export function validate(options: { workflowsDir?: string } = {}): void {
     throw new CliError(`${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
   }
   process.stdout.write(`ok: ${source} and ${files.length} workflows (${[...ids].join(', ')})\n`);
+}
+
+function validateFiles(files: string[]): void {
+  const problems = files.flatMap((file) =>
+    validateWorkflowFile(file).map(
+      (d) => `${relative(process.cwd(), d.file) || d.file}:${d.line}: ${d.message}`,
+    ),
+  );
+  if (problems.length > 0) {
+    process.stderr.write(`${problems.join('\n')}\n`);
+    throw new CliError(`${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
+  }
+  process.stdout.write(`ok: ${files.length} workflow file${files.length === 1 ? '' : 's'}\n`);
 }
 
 /**

@@ -101,6 +101,21 @@ describe('workflow expressions', () => {
     ['http.default_retry.max_retries', 5],
     ['get_type(1.5)', 'double'],
     ['math.max(2, 9)', 9],
+    // Upper-case logical operators, as in workflows-samples src/connectors/connector_firestore.
+    ['true AND false', false],
+    ['false OR true', true],
+    ['NOT false', true],
+    ['1 < 2 AND NOT (2 > 3) OR false', true],
+    // Known digests (FIPS 180-2 "abc"; RFC 2104 HMAC-SHA256 of the well-known "quick brown fox").
+    [
+      'base64.encode(hash.compute_checksum(text.encode("abc"), "SHA256"))',
+      'ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=',
+    ],
+    ['base64.encode(hash.compute_checksum(text.encode("abc"), "MD5"))', 'kAFQmDzST7DWlj99KOF/cg=='],
+    [
+      'base64.encode(hash.compute_hmac(text.encode("key"), text.encode("The quick brown fox jumps over the lazy dog"), "SHA256"))',
+      '97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg=',
+    ],
   ])('%s evaluates to %j', async (expression, expected) => {
     // Act
     const result = await evaluate(expression, ARGS);
@@ -142,6 +157,76 @@ describe('workflow expressions', () => {
     expect(typeof payload.message).toBe('string');
     expect((error as WorkflowRuntimeError).context).toContain(`${tag}: `);
     expect((error as WorkflowRuntimeError).line).toBe(4);
+  });
+
+  it('evaluates expression map keys and a range given as one expression', async () => {
+    // Map keys as in workflows-samples src/dictionary; range as in src/parallel_for_range.
+    const source = `
+main:
+  params: [args]
+  steps:
+    - init:
+        assign:
+          - out: {}
+    - loop:
+        for:
+          value: i
+          range: \${[args.from, args.from + 2]}
+          steps:
+            - put:
+                assign:
+                  - entry:
+                      \${"item_" + string(i)}: \${i * i}
+                  - out: \${map.merge(out, entry)}
+    - done:
+        return: \${out}
+`;
+    const result = await executeWorkflow(
+      parseWorkflow(source, 'keys.yaml'),
+      { from: 2 },
+      {
+        connectors: {},
+        env: {},
+        clock: fixedClock,
+      },
+    );
+    expect(result).toEqual({ item_2: 4, item_3: 9, item_4: 16 });
+  });
+
+  it.each([
+    ['hash.compute_checksum(text.encode("a"), "CRC99")', 'ValueError'],
+    ['hash.compute_hmac(text.encode("k"), text.encode("a"), "MD5")', 'ValueError'],
+    ['hash.compute_checksum("not bytes", "SHA256")', 'TypeError'],
+  ])('%s raises %s', async (expression, tag) => {
+    const error = (await evaluate(expression).catch((e: unknown) => e)) as WorkflowRuntimeError;
+    expect(error.payload).toMatchObject({ tags: [tag] });
+  });
+
+  it('experimental.executions.map runs the workflow once per argument, in order', async () => {
+    const started: unknown[] = [];
+    const source = `- r:
+    return: \${experimental.executions.map("square", [1, 2, 3])}
+`;
+    const result = await executeWorkflow(parseWorkflow(source, 'map.yaml'), null, {
+      connectors: {},
+      env: {},
+      clock: fixedClock,
+      runWorkflow: async (id, argument) => {
+        started.push([id, argument]);
+        return (argument as number) ** 2;
+      },
+    });
+    expect(result).toEqual([1, 4, 9]);
+    expect(started).toEqual([
+      ['square', 1],
+      ['square', 2],
+      ['square', 3],
+    ]);
+    const alone = (await evaluate('experimental.executions.map("square", [1])').catch(
+      (e: unknown) => e,
+    )) as WorkflowRuntimeError;
+    expect(alone.payload).toMatchObject({ tags: ['UnsupportedError'] });
+    expect(alone.context).toContain('no local stand-in');
   });
 
   it('an unknown function fails the execution with its name and file:line', async () => {

@@ -490,6 +490,41 @@ only_503:
     expect(peak).toBe(2);
   });
 
+  it('each assignment to a shared variable is atomic (Google: parallel_aggregate sums 4 iterations to 10)', async () => {
+    // The value awaits a subworkflow call, so without the lock every iteration would read 0.
+    const source = `
+main:
+  steps:
+    - init:
+        assign:
+          - total: 0
+          - seen: {}
+    - fan_out:
+        parallel:
+          shared: [total, seen]
+          for:
+            value: v
+            in: [1, 2, 3, 4]
+            steps:
+              - add:
+                  assign:
+                    - total: \${total + identity(v)}
+                    - seen[string(identity(v))]: \${v * 10}
+    - done:
+        return: '\${ {"total": total, "seen": seen} }'
+identity:
+  params: [x]
+  steps:
+    - pause:
+        call: sys.sleep
+        args:
+          seconds: 0.01
+    - back:
+        return: \${x}
+`;
+    expect(await run(source)).toEqual({ total: 10, seen: { '1': 10, '2': 20, '3': 30, '4': 40 } });
+  });
+
   it('a parallel branch may not assign an outer variable that is not shared', async () => {
     const source = `
 - init:
@@ -505,38 +540,64 @@ only_503:
                     - x: 1
 `;
     const error = await failure(run(source));
-    expect(error.payload).toMatchObject({ tags: ['TypeError'] });
-    expect((error.payload as { message: string }).message).toContain('"x"');
+    const payload = error.payload as { tags: string[]; branches: Array<{ error: { payload: unknown } }> };
+    expect(payload.tags).toEqual(['UnhandledBranchError']);
+    expect(payload.branches[0]?.error.payload).toMatchObject({ tags: ['TypeError'] });
+    expect(JSON.stringify(payload.branches[0]?.error.payload)).toContain('\\"x\\"');
   });
 
-  it('parallel: the first unhandled branch error is raised; continueAll raises UnhandledBranchError after all branches', async () => {
-    const body = (policy: string) => `
+  it.each([
+    ['the default exception policy', ''],
+    ['exception_policy: continueAll', 'exception_policy: continueAll'],
+  ])(
+    'parallel with %s: every branch runs, then UnhandledBranchError lists the failed ones',
+    async (_name, policy) => {
+      const source = `
 - init:
     assign:
       - done: 0
-- par:
-    parallel:
-      shared: [done]
-      ${policy}
-      branches:
-        - bad:
-            steps:
-              - fail:
-                  raise: broken
-        - good:
-            steps:
-              - ok:
-                  assign:
-                    - done: 1
+- guarded:
+    try:
+      steps:
+        - par:
+            parallel:
+              shared: [done]
+              ${policy}
+              branches:
+                - bad:
+                    steps:
+                      - fail:
+                          raise: broken
+                - good:
+                    steps:
+                      - wait:
+                          call: sys.sleep
+                          args:
+                            seconds: 1
+                      - ok:
+                          assign:
+                            - done: 1
+    except:
+      as: e
+      steps:
+        - report:
+            return: '\${ {"done": done, "error": e} }'
 `;
-    const first = await failure(run(body('')));
-    expect(first.payload).toBe('broken');
-    const all = await failure(run(body('exception_policy: continueAll')));
-    expect(all.payload).toMatchObject({
-      tags: ['UnhandledBranchError'],
-      branches: [{ id: 'bad', error: { payload: 'broken' } }],
-    });
-  });
+      const result = (await run(source)) as { done: number; error: Record<string, unknown> };
+      expect(result.done).toBe(1);
+      expect(result.error).toEqual({
+        message: 'One or more branches or iterations encountered an unhandled runtime error',
+        tags: ['UnhandledBranchError'],
+        branches: [
+          {
+            id: 'bad',
+            error: { payload: 'broken', context: expect.stringContaining('RuntimeError: "broken"') },
+          },
+        ],
+        truncated: false,
+      });
+    },
+  );
 
   it('calls subworkflows with named args, defaults and as expression functions, recursively', async () => {
     const source = `
@@ -627,13 +688,43 @@ needs:
     expect(error.payload).toMatchObject({ tags: ['ResourceLimitError'] });
   });
 
-  it('an unsupported call fails the execution naming the function and file:line, bypassing except', async () => {
+  it('a switch condition may embed a call; a next beside return is accepted and never taken', async () => {
+    // As in GoogleCloudPlatform/workflows-demos bigtable-ai/.../batch-export.yaml and workflows-bigquery-load.
+    const logs: unknown[] = [];
+    const source = `
+main:
+  steps:
+    - decide:
+        switch:
+          - condition: \${true}
+            call: double
+            args:
+              x: 21
+            result: answer
+    - done:
+        return: \${answer}
+        next: end
+double:
+  params: [x]
+  steps:
+    - log:
+        call: sys.log
+        args:
+          text: doubling
+    - r:
+        return: \${x * 2}
+`;
+    expect(await run(source, undefined, { log: (entry) => logs.push(entry.data) })).toBe(42);
+    expect(logs).toEqual(['doubling']);
+  });
+
+  it('a connector without a local stand-in fails the execution naming it, bypassing except', async () => {
     const source = `
 - attempt:
     try:
-      call: http.get
+      call: googleapis.bigquery.v2.jobs.insert
       args:
-        url: https://example.com
+        projectId: p
     except:
       steps:
         - swallowed:
@@ -642,7 +733,30 @@ needs:
     const error = await failure(run(source));
     expect(error.payload).toMatchObject({ tags: ['UnsupportedError'] });
     expect(error.context).toContain('test.yaml:2');
-    expect(error.context).toContain('"http.get"');
+    expect(error.context).toContain('"googleapis.bigquery.v2.jobs.insert" has no local stand-in');
+  });
+
+  it('a connector called inside an expression gets its positional arguments by name', async () => {
+    // GoogleCloudPlatform/workflows-samples src/connectors/connector_secretmanager.workflows.yaml
+    const calls: unknown[] = [];
+    const source = `
+- read:
+    return: \${googleapis.secretmanager.v1.projects.secrets.versions.accessString("token", "latest", "acme")}
+`;
+    const result = await run(source, undefined, {
+      connectors: {
+        'googleapis.secretmanager.v1.projects.secrets.versions.accessString': async (args) => {
+          calls.push(args);
+          return 's3cret';
+        },
+      },
+    });
+    expect(result).toBe('s3cret');
+    expect(calls).toEqual([{ secret_id: 'token', version: 'latest', project_id: 'acme' }]);
+    const missing = await failure(
+      run(`- q:\n    return: '\${googleapis.bigquery.v2.jobs.get({"projectId": "p", "jobId": "j"})}'\n`),
+    );
+    expect(missing.context).toContain('"googleapis.bigquery.v2.jobs.get" has no local stand-in');
   });
 
   it('sys.log goes to runtime.log and sys.sleep to the clock', async () => {

@@ -90,15 +90,15 @@ notify:
     ],
     [
       'an unknown call',
-      `- a:\n    assign:\n      - x: 1\n- b:\n    call: http.get\n`,
+      `- a:\n    assign:\n      - x: 1\n- b:\n    call: http.fetch\n`,
       4,
-      'unknown function "http.get" in step "b"',
+      'unknown function "http.fetch" in step "b"',
     ],
     [
-      'a connector the local cloud does not provide',
-      `- a:\n    call: googleapis.bigquery.v2.jobs.insert\n`,
+      'a connector of an API Google publishes no connector for',
+      `- a:\n    call: googleapis.nosuchapi.v1.things.get\n`,
       1,
-      'connector "googleapis.bigquery.v2.jobs.insert" is not supported',
+      '"googleapis.nosuchapi.v1.things.get" is not a Google connector',
     ],
     [
       'an unknown function in an expression',
@@ -153,6 +153,44 @@ sub:
       { file: 'flow.yaml', line: 3, message: 'subworkflow "sub" needs the argument "needed"' },
       { file: 'flow.yaml', line: 8, message: 'subworkflow "sub" takes 2 arguments, got 0' },
     ]);
+  });
+
+  it("accepts any call of Google's catalogue, with or without a local stand-in", () => {
+    // As in GoogleCloudPlatform/workflows-samples: src/http_get, src/connectors/connector_bigquery,
+    // src/connectors/connector_secretmanager (accessString in an expression), src/connect_kubernetes_api_request.
+    const source = `
+- get:
+    call: http.get
+    args:
+      url: https://example.com
+    result: r
+- query:
+    call: googleapis.bigquery.v2.jobs.insert
+    args:
+      projectId: p
+- cb:
+    call: events.create_callback_endpoint
+    args:
+      http_callback_method: POST
+    result: callback
+- k8s:
+    call: gke.request
+    args:
+      cluster_id: c
+- secret:
+    assign:
+      - s: \${googleapis.secretmanager.v1.projects.secrets.versions.accessString("id", "1", "p")}
+      - both: \${r.code == 200 AND NOT (s == "")}
+- loop:
+    for:
+      value: i
+      range: \${[0, len(s) - 1]}
+      steps:
+        - noop:
+            assign:
+              - keyed: '\${ {"k": i} }'
+`;
+    expect(diagnose(source)).toEqual([]);
   });
 
   it('uses the given connector names instead of the local ones', () => {
