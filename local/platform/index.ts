@@ -7,6 +7,8 @@ import type { Config } from '../../shared/config/schema.js';
 import { PermanentError } from '../../shared/runtime/errors.js';
 import { createLogger, type Logger } from '../../shared/runtime/logger.js';
 import { startBatchService } from '../batch/server.js';
+import type { HealthCallback } from '../console/health.js';
+import { type ConsoleServer, startConsoleServer } from '../console/server.js';
 import { startEventarcRouter } from '../eventarc/router.js';
 import { startPubSubEmulator } from '../pubsub/emulator.js';
 import { startRunService } from '../run/server.js';
@@ -54,6 +56,11 @@ export interface PlatformOptions {
    * by default only warnings and errors, on stderr.
    */
   serviceLog?: Logger;
+  /**
+   * The platform's own view of its services' health (e.g. a supervisor's), by service name as
+   * the web console lists them; merged with the console's own probes of each port.
+   */
+  health?: HealthCallback;
 }
 
 export interface RunningPlatform {
@@ -77,7 +84,12 @@ export interface RunningPlatform {
 export async function startPlatform(options: PlatformOptions): Promise<RunningPlatform> {
   const { config } = options;
   const ports: Ports = { ...DEFAULT_PORTS, ...options.ports };
-  const report = (activity: Activity) => options.console.activity(activity);
+  // The web console starts last; until then there is no open page to tell.
+  let webConsole: ConsoleServer | undefined;
+  const report = (activity: Activity) => {
+    options.console.activity(activity);
+    webConsole?.notify(activity);
+  };
   const envPath = join(options.stateDir, 'env');
   const releaseLock = acquireLock(join(options.stateDir, 'dev.lock'));
   const stack: Array<() => Promise<void> | void> = [releaseLock];
@@ -239,6 +251,31 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     });
     stack.push(() => schedulerApi.close());
 
+    const consoleServer = await startConsoleServer({
+      config,
+      port: ports.console,
+      logDir,
+      storageUrl: storage.url,
+      schedulerUrl: schedulerApi.url,
+      services: [
+        { name: 'onUpload', address: functionUrls.onUpload as string },
+        { name: 'onSchedule', address: functionUrls.onSchedule as string },
+        { name: 'onComplete', address: functionUrls.onComplete as string },
+        { name: 'Cloud Storage', address: storage.url },
+        { name: 'Pub/Sub', address: pubsub.host },
+        { name: 'Batch', address: `127.0.0.1:${ports.batch}` },
+        { name: 'Workflows', address: `127.0.0.1:${ports.workflows}` },
+        { name: 'Cloud Run', address: `127.0.0.1:${ports.run}` },
+        { name: 'Cloud Scheduler', address: schedulerApi.url },
+      ],
+      ...(options.health ? { health: options.health } : {}),
+    });
+    webConsole = consoleServer;
+    stack.push(() => {
+      webConsole = undefined;
+      return consoleServer.close();
+    });
+
     const env: Record<string, string> = {
       ...clientEnv,
       BATCHWIRE_ON_UPLOAD_URL: functionUrls.onUpload as string,
@@ -246,6 +283,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       BATCHWIRE_ON_COMPLETE_URL: functionUrls.onComplete as string,
       BATCHWIRE_SCHEDULER_URL: schedulerApi.url,
       BATCHWIRE_LOG_DIR: logDir,
+      BATCHWIRE_CONSOLE_URL: consoleServer.url,
     };
     writeEnvFile(envPath, env);
 
