@@ -25,7 +25,10 @@ async function probe(address: string): Promise<{ up: boolean; detail: string }> 
       await fetch(address, { signal: AbortSignal.timeout(1_500) });
       return { up: true, detail: '' };
     } catch (err) {
-      return { up: false, detail: `no answer at ${address} (${(err as Error).cause ?? (err as Error).message})` };
+      return {
+        up: false,
+        detail: `no answer at ${address} (${(err as Error).cause ?? (err as Error).message})`,
+      };
     }
   }
   const [host, port] = address.split(':');

@@ -286,9 +286,12 @@ export function createPlatformReader(config: Config, clients: PlatformClients) {
     /** Forces a run, as `gcloud scheduler jobs run` does: Scheduler sends the job's own request. */
     async runSchedulerJob(jobId: string): Promise<unknown> {
       if (!FILTER_VALUE.test(jobId)) throw new ConsoleInputError(`"${jobId}" is not a scheduler job id`);
-      const response = await fetch(`${clients.schedulerUrl}/v1/${parent}/jobs/${jobId}:run`, { method: 'POST' });
+      const response = await fetch(`${clients.schedulerUrl}/v1/${parent}/jobs/${jobId}:run`, {
+        method: 'POST',
+      });
       const body = (await response.json()) as { error?: { message?: string } };
-      if (!response.ok) throw new ConsoleInputError(body.error?.message ?? `Cloud Scheduler answered ${response.status}`);
+      if (!response.ok)
+        throw new ConsoleInputError(body.error?.message ?? `Cloud Scheduler answered ${response.status}`);
       return body;
     },
 
@@ -310,9 +313,7 @@ export function createPlatformReader(config: Config, clients: PlatformClients) {
       const row = executionRow(execution);
       // What it started: the Batch job named after its run id, or the Cloud Run job's executions.
       const runId = String(row.argument?.runId ?? '');
-      const jobs = runId
-        ? (await listAllJobs()).filter((job) => job.name?.includes(runId)).map(jobRow)
-        : [];
+      const jobs = runId ? (await listAllJobs()).filter((job) => job.name?.includes(runId)).map(jobRow) : [];
       let runExecutions: Array<{ name: string; created: string; succeeded: number; failed: number }> = [];
       const runJob = String(row.argument?.job ?? '');
       if (workflow === 'run-job' && runJob) {
@@ -368,7 +369,11 @@ export interface ExecutionRow {
   durationSeconds: number | null;
   argument: Record<string, unknown> | null;
   result: unknown;
-  error: { message: string; context: string; steps: Array<{ step: string; routine: string; line: string }> } | null;
+  error: {
+    message: string;
+    context: string;
+    steps: Array<{ step: string; routine: string; line: string }>;
+  } | null;
   currentSteps: Array<{ step: string; routine: string }>;
 }
 
@@ -382,7 +387,13 @@ function executionRow(execution: {
   error?: {
     payload?: string | null;
     context?: string | null;
-    stackTrace?: { elements?: Array<{ step?: string | null; routine?: string | null; position?: { line?: unknown } | null }> | null } | null;
+    stackTrace?: {
+      elements?: Array<{
+        step?: string | null;
+        routine?: string | null;
+        position?: { line?: unknown } | null;
+      }> | null;
+    } | null;
   } | null;
   status?: { currentSteps?: Array<{ step?: string | null; routine?: string | null }> | null } | null;
 }): ExecutionRow {

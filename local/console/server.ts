@@ -88,8 +88,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     bucket,
     schedulerUrl: options.schedulerUrl,
   });
-  const assetsDir =
-    options.assetsDir ?? fileURLToPath(new URL('../../console/', import.meta.url));
+  const assetsDir = options.assetsDir ?? fileURLToPath(new URL('../../console/', import.meta.url));
 
   // Live: every open page holds one event stream.
   const streams = new Set<ServerResponse>();
@@ -109,7 +108,8 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
 
   const topics: Array<{ topic: string; product: string; client: string }> = [];
   for (const [product, settings] of Object.entries(config.products)) {
-    for (const client of settings.clients) topics.push({ topic: outputTopic(product, client), product, client });
+    for (const client of settings.clients)
+      topics.push({ topic: outputTopic(product, client), product, client });
   }
   const feed = await startTopicFeed({
     pubsub,
@@ -338,10 +338,14 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
         workflows.add('workflow' in flow.target ? flow.target.workflow : 'run-job');
       }
     }
-    const runs = (await Promise.all([...workflows].map((workflow) => reader.executions(workflow, 50)))).flat();
+    const runs = (
+      await Promise.all([...workflows].map((workflow) => reader.executions(workflow, 50)))
+    ).flat();
     return {
       schedules: schedules.map((job) => {
-        const body = JSON.parse(Buffer.from(job.httpTarget?.body ?? '', 'base64').toString('utf8') || '{}') as {
+        const body = JSON.parse(
+          Buffer.from(job.httpTarget?.body ?? '', 'base64').toString('utf8') || '{}',
+        ) as {
           flow?: string;
           product?: string;
           client?: string;
@@ -433,7 +437,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
         contentType: request.headers['content-type'] || 'application/octet-stream',
       }),
     );
-    bump(uploadsPerMinute);
+    // Counted when the platform reports the upload, as for any other client's.
     json(response, { uploaded: `gs://${config.bucket}/${objectName}` }, 201);
   }
 
@@ -477,7 +481,11 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     url: `http://127.0.0.1:${port}`,
     notify(activity) {
       if (activity.kind === 'upload') bump(uploadsPerMinute);
-      broadcast('activity', { kind: activity.kind, message: activity.message, time: new Date().toISOString() });
+      broadcast('activity', {
+        kind: activity.kind,
+        message: activity.message,
+        time: new Date().toISOString(),
+      });
     },
     async close() {
       clearInterval(slotTimer);

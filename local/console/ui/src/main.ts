@@ -57,14 +57,19 @@ function App() {
   else if (section === 'flows') page = html`<${FlowsPage} />`;
   else if (section === 'topics') page = html`<${TopicsPage} route=${route} />`;
   else if (section === 'storage') page = html`<${StoragePage} route=${route} products=${products} />`;
-  else page = html`<h1>Not found</h1><p>There is no console page at <code>#/${route.parts.join('/')}</code>.</p>`;
+  else
+    page = html`<h1>Not found</h1><p>There is no console page at <code>#/${route.parts.join('/')}</code>.</p>`;
   return html`
-    <a class="skip" href="#main" onClick=${(e: Event) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>Skip to content</a>
+    <a class="skip" href="#main" onClick=${(e: Event) => {
+      e.preventDefault();
+      document.getElementById('main')?.focus();
+    }}>Skip to content</a>
     <header>
       <span class="brand">Batchwire</span>
       <nav aria-label="Console">
         <ul>${NAV.map(
-          ([path, label]) => html`<li><a href=${`#/${path}`} aria-current=${section === path ? 'page' : undefined}>${label}</a></li>`,
+          ([path, label]) =>
+            html`<li><a href=${`#/${path}`} aria-current=${section === path ? 'page' : undefined}>${label}</a></li>`,
         )}</ul>
       </nav>
       <span class=${connected ? 'live' : 'live off'} role="status">${connected ? 'live' : 'reconnecting…'}</span>

@@ -7,7 +7,10 @@ export interface Route {
 export function currentRoute(): Route {
   const hash = window.location.hash.replace(/^#\/?/, '');
   const [path = '', search = ''] = hash.split('?');
-  return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(search) };
+  return {
+    parts: path.split('/').filter(Boolean).map(decodeURIComponent),
+    query: new URLSearchParams(search),
+  };
 }
 
 export function navigate(hash: string): void {

@@ -1,6 +1,6 @@
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
-import { duration, ErrorNote, send, StateBadge, time, useLive } from '../api.js';
+import { duration, ErrorNote, StateBadge, send, time, useLive } from '../api.js';
 
 interface Execution {
   name: string;
@@ -12,7 +12,11 @@ interface Execution {
   durationSeconds: number | null;
   argument: Record<string, unknown> | null;
   result: unknown;
-  error: { message: string; context: string; steps: Array<{ step: string; routine: string; line: string }> } | null;
+  error: {
+    message: string;
+    context: string;
+    steps: Array<{ step: string; routine: string; line: string }>;
+  } | null;
   currentSteps: Array<{ step: string; routine: string }>;
 }
 
@@ -33,12 +37,18 @@ export function FlowsPage() {
   const runNow = async (id: string) => {
     setRunning(id);
     try {
-      const answer = await send<{ lastAttempt?: { status: number; body: unknown } }>('POST', `/api/flows/${encodeURIComponent(id)}/run`);
+      const answer = await send<{ lastAttempt?: { status: number; body: unknown } }>(
+        'POST',
+        `/api/flows/${encodeURIComponent(id)}/run`,
+      );
       const attempt = answer.lastAttempt;
       const body = attempt?.body as { message?: string; error?: string } | undefined;
       setOutcome((o) => ({
         ...o,
-        [id]: attempt && attempt.status < 300 ? `started (onSchedule answered ${attempt.status})` : `onSchedule answered ${attempt?.status}: ${body?.message ?? body?.error ?? JSON.stringify(body)}`,
+        [id]:
+          attempt && attempt.status < 300
+            ? `started (onSchedule answered ${attempt.status})`
+            : `onSchedule answered ${attempt?.status}: ${body?.message ?? body?.error ?? JSON.stringify(body)}`,
       }));
       reload();
     } catch (err) {
@@ -53,12 +63,15 @@ export function FlowsPage() {
     ${data?.schedules.map(
       (s) => html`<section class="panel" aria-labelledby=${`f-${s.id}`}>
         <h2 id=${`f-${s.id}`}>${s.request.flow} · ${s.request.product}${s.request.client ? ` / ${s.request.client}` : ''}</h2>
-        <p class="muted">Scheduler job <code>${s.id}</code> · ${s.schedule ? `${s.schedule} (${s.timeZone})` : 'no schedule: by hand only'} · next tick ${time(s.scheduleTime)}</p>
+        <p class="muted">Scheduler job <code>${s.id}</code> · ${s.schedule ? `${s.schedule} (${s.timeZone})` : 'no schedule: by hand only'} · next tick ${s.scheduleTime ? time(s.scheduleTime) : 'none (schedules are off: batchwire dev --no-schedules)'}</p>
         <div class="actions">
           <button type="button" onClick=${() => runNow(s.id)} disabled=${running === s.id} aria-label=${`Run ${s.id} now`}>${running === s.id ? 'Running…' : 'Run now'}</button>
           ${outcome[s.id] ? html`<span role="status" class=${outcome[s.id]?.startsWith('started') ? 'ok' : 'error'}>${outcome[s.id]}</span>` : null}
         </div>
-        ${s.runs.length === 0 ? html`<p class="muted">No runs yet.</p>` : html`<table>
+        ${
+          s.runs.length === 0
+            ? html`<p class="muted">No runs yet.</p>`
+            : html`<table>
           <thead><tr><th scope="col">Run</th><th scope="col">Outcome</th><th scope="col">Started</th><th scope="col">Duration</th></tr></thead>
           <tbody>${s.runs.map(
             (r) => html`<tr>
@@ -67,7 +80,8 @@ export function FlowsPage() {
               <td>${time(r.start)}</td>
               <td>${duration(r.durationSeconds)}</td>
             </tr>`,
-          )}</tbody></table>`}
+          )}</tbody></table>`
+        }
       </section>`,
     )}
   </div>`;
@@ -84,7 +98,9 @@ export function ExecutionPage({ workflow, id }: { workflow: string; id: string }
     <p><a href="#/flows">← Flows</a></p>
     <h1>Run <code>${id}</code> ${e ? html`<${StateBadge} state=${e.state} />` : null}</h1>
     <${ErrorNote} error=${error} where="Reading the Workflows execution" />
-    ${e ? html`
+    ${
+      e
+        ? html`
       <dl class="facts">
         <dt>Workflow</dt><dd><code>${e.workflow}</code></dd>
         <dt>Started</dt><dd>${time(e.start)}</dd>
@@ -94,10 +110,15 @@ export function ExecutionPage({ workflow, id }: { workflow: string; id: string }
       <section class="panel" aria-labelledby="steps-title">
         <h2 id="steps-title">Steps</h2>
         ${e.currentSteps.length > 0 ? html`<p>Now in: ${e.currentSteps.map((s) => html`<code>${s.routine}.${s.step}</code> `)}</p>` : null}
-        ${e.error ? html`<div class="error" role="status"><p><strong>Failed:</strong> ${e.error.message}</p>
+        ${
+          e.error
+            ? html`<div class="error" role="status"><p><strong>Failed:</strong> ${e.error.message}</p>
           ${e.error.steps.length > 0 ? html`<ol>${e.error.steps.map((s) => html`<li>step <code>${s.step}</code> in <code>${s.routine}</code>${s.line ? ` (line ${s.line})` : ''}</li>`)}</ol>` : null}
           ${e.error.context ? html`<pre>${e.error.context}</pre>` : null}</div>`
-        : e.state === 'SUCCEEDED' ? html`<p class="ok">Every step completed.</p>` : null}
+            : e.state === 'SUCCEEDED'
+              ? html`<p class="ok">Every step completed.</p>`
+              : null
+        }
         <details><summary>Argument</summary><pre>${JSON.stringify(e.argument, null, 2)}</pre></details>
         <details open=${e.state === 'SUCCEEDED'}><summary>Result</summary><pre>${JSON.stringify(e.result, null, 2)}</pre></details>
       </section>
@@ -108,6 +129,8 @@ export function ExecutionPage({ workflow, id }: { workflow: string; id: string }
           ${data.jobs.map((j) => html`<li>Batch job <a href=${`#/jobs/${j.id}`}>${j.id}</a> <${StateBadge} state=${j.state} /></li>`)}
           ${data.runExecutions.map((r) => html`<li>Cloud Run execution <code>${r.name.split('/').pop()}</code>: ${r.succeeded} succeeded, ${r.failed} failed</li>`)}
         </ul>
-      </section>` : null}
+      </section>`
+        : null
+    }
   </div>`;
 }

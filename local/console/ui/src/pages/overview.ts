@@ -74,26 +74,41 @@ export function OverviewPage() {
                 <th scope="row">${c.client}</th>
                 <td><a href=${`#/storage?prefix=${encodeURIComponent(`${product.product}/${c.client}/inputs/`)}`}>${c.uploads}</a></td>
                 <td>${Object.entries(c.jobsByState).map(
-                  ([state, n]) => html`<a class="chip" href=${`#/jobs?product=${product.product}&client=${c.client}&state=${state}`}><${StateBadge} state=${state} /> ${n}</a> `,
+                  ([state, n]) =>
+                    html`<a class="chip" href=${`#/jobs?product=${product.product}&client=${c.client}&state=${state}`}><${StateBadge} state=${state} /> ${n}</a> `,
                 )}${Object.keys(c.jobsByState).length === 0 ? html`<span class="muted">none</span>` : null}</td>
-                <td>${c.latestResults.length === 0 ? html`<span class="muted">none yet</span>` : html`<ul class="plain">${c.latestResults.map(
-                  (r) => html`<li><code>${r.type.replace('dev.batchwire.', '')}</code> <span class="muted">${time(r.publishTime)}</span></li>`,
-                )}</ul>`}</td>
-                <td>${c.rejections.length === 0 ? html`<span class="muted">none</span>` : html`<ul class="plain">${c.rejections.map(
-                  (r) => html`<li><code>${r.name.split('/').pop()}</code>: ${r.message}</li>`,
-                )}</ul>`}</td>
+                <td>${
+                  c.latestResults.length === 0
+                    ? html`<span class="muted">none yet</span>`
+                    : html`<ul class="plain">${c.latestResults.map(
+                        (r) =>
+                          html`<li><code>${r.type.replace('dev.batchwire.', '')}</code> <span class="muted">${time(r.publishTime)}</span></li>`,
+                      )}</ul>`
+                }</td>
+                <td>${
+                  c.rejections.length === 0
+                    ? html`<span class="muted">none</span>`
+                    : html`<ul class="plain">${c.rejections.map(
+                        (r) => html`<li><code>${r.name.split('/').pop()}</code>: ${r.message}</li>`,
+                      )}</ul>`
+                }</td>
               </tr>`,
             )}
           </tbody>
         </table>
       </section>`,
     )}
-    ${data ? html`<section class="panel" aria-labelledby="flows-title">
+    ${
+      data
+        ? html`<section class="panel" aria-labelledby="flows-title">
       <h2 id="flows-title">Flows</h2>
       <${ErrorNote} error=${data.schedulerError} where="Cloud Scheduler" />
       <ul class="plain">${data.schedules.map(
-        (s) => html`<li><a href="#/flows">${s.name.split('/').pop()}</a> <span class="muted">${s.schedule ?? 'by hand only'} · next ${time(s.scheduleTime)}</span></li>`,
+        (s) =>
+          html`<li><a href="#/flows">${s.name.split('/').pop()}</a> <span class="muted">${s.schedule ?? 'by hand only'} · next ${time(s.scheduleTime)}</span></li>`,
       )}</ul>
-    </section>` : null}
+    </section>`
+        : null
+    }
   </div>`;
 }
