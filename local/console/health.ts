@@ -57,7 +57,7 @@ export function startHealthMonitor(options: {
 }) {
   let current: ServiceHealth[] = options.services.map((service) => ({
     ...service,
-    up: true,
+    up: false,
     detail: 'not checked yet',
     checked: '',
   }));

@@ -9,6 +9,7 @@ import type { Config } from '../../shared/config/schema.js';
 import { outputTopic } from '../../shared/domain/output-topic.js';
 import { type HealthCallback, type ServiceProbe, startHealthMonitor } from './health.js';
 import { ConsoleInputError, createPlatformReader, type JobRow, jobRow } from './platform-reader.js';
+import { createStepRecorder } from './step-recorder.js';
 import { startTopicFeed, type TopicEvent } from './topic-feed.js';
 
 export interface ConsoleServerOptions {
@@ -90,6 +91,19 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
   });
   const assetsDir = options.assetsDir ?? fileURLToPath(new URL('../../console/', import.meta.url));
 
+  const stepRecorder = createStepRecorder({
+    read: async (name) => {
+      const [execution] = await executions.getExecution({ name });
+      return {
+        state: String(execution.state ?? ''),
+        currentSteps: (execution.status?.currentSteps ?? []).map((s) => ({
+          routine: s.routine ?? '',
+          step: s.step ?? '',
+        })),
+      };
+    },
+  });
+
   // Live: every open page holds one event stream.
   const streams = new Set<ServerResponse>();
   const broadcast = (event: string, data: unknown) => {
@@ -125,6 +139,9 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     ...(options.health ? { health: options.health } : {}),
     onChange: (current) => broadcast('health', current),
   });
+
+  // The first look: no page should show a service as up before it was checked.
+  await health.ready;
 
   // Task slots in use: what Batch reports as RUNNING tasks, one listJobs call per sample.
   const sampleSlots = async () => {
@@ -169,6 +186,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     if (method === 'GET' && path === '/api/stream') return openStream(request, response);
     if (method === 'GET' && path === '/api/overview') return json(response, await overview());
     if (method === 'GET' && path === '/api/config') return json(response, publicConfig());
+    if (method === 'GET' && path === '/api/health') return json(response, health.current());
     if (method === 'GET' && path === '/api/metrics') return json(response, metrics());
     if (method === 'GET' && path === '/api/jobs') {
       const pageSize = Math.min(Number(url.searchParams.get('pageSize') ?? 50) || 50, 200);
@@ -210,13 +228,11 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     }
     const executionMatch = /^\/api\/executions\/([^/]+)\/([^/]+)$/.exec(path);
     if (method === 'GET' && executionMatch) {
-      return json(
-        response,
-        await reader.execution(
-          decodeURIComponent(executionMatch[1] as string),
-          decodeURIComponent(executionMatch[2] as string),
-        ),
+      const detail = await reader.execution(
+        decodeURIComponent(executionMatch[1] as string),
+        decodeURIComponent(executionMatch[2] as string),
       );
+      return json(response, { ...detail, steps: stepRecorder.steps(detail.execution.name) });
     }
     if (method === 'GET' && path === '/api/topics/events') {
       const type = url.searchParams.get('type');
@@ -327,7 +343,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     } catch (err) {
       schedulerError = `could not read Cloud Scheduler's jobs: ${(err as Error).message}`;
     }
-    return { project: config.project, products, schedules, schedulerError, health: health.current() };
+    return { project: config.project, products, schedules, schedulerError };
   }
 
   async function flows() {
@@ -481,6 +497,12 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     url: `http://127.0.0.1:${port}`,
     notify(activity) {
       if (activity.kind === 'upload') bump(uploadsPerMinute);
+      if (
+        activity.kind === 'workflow.execution' &&
+        activity.state === 'ACTIVE' &&
+        typeof activity.execution === 'string'
+      )
+        stepRecorder.watch(activity.execution);
       broadcast('activity', {
         kind: activity.kind,
         message: activity.message,
@@ -491,6 +513,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
       clearInterval(slotTimer);
       clearInterval(heartbeat);
       health.stop();
+      stepRecorder.stop();
       for (const stream of streams) stream.end();
       streams.clear();
       server.closeAllConnections();

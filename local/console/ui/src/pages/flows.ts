@@ -92,6 +92,7 @@ export function ExecutionPage({ workflow, id }: { workflow: string; id: string }
     execution: Execution;
     jobs: Array<{ id: string; state: string; created: string }>;
     runExecutions: Array<{ name: string; created: string; succeeded: number; failed: number }>;
+    steps: Array<{ routine: string; step: string; start: string; end: string | null }>;
   }>(`/api/executions/${encodeURIComponent(workflow)}/${encodeURIComponent(id)}`);
   const e = data?.execution;
   return html`<div>
@@ -109,6 +110,19 @@ export function ExecutionPage({ workflow, id }: { workflow: string; id: string }
       </dl>
       <section class="panel" aria-labelledby="steps-title">
         <h2 id="steps-title">Steps</h2>
+        ${
+          data.steps.length > 0
+            ? html`<table>
+          <caption class="muted">Steps entered, as the console saw them (it reads the execution's current step every 0.1 s while it runs)</caption>
+          <thead><tr><th scope="col">#</th><th scope="col">Step</th><th scope="col">Entered</th><th scope="col">Duration</th></tr></thead>
+          <tbody>${data.steps.map(
+            (s, i) => html`<tr>
+            <td>${i + 1}</td><td><code>${s.routine}.${s.step}</code></td><td>${time(s.start)}</td>
+            <td>${s.end ? duration((Date.parse(s.end) - Date.parse(s.start)) / 1000) : 'running'}</td></tr>`,
+          )}</tbody>
+        </table>`
+            : html`<p class="muted">No step history: Workflows reported no current step while the console watched this run.</p>`
+        }
         ${e.currentSteps.length > 0 ? html`<p>Now in: ${e.currentSteps.map((s) => html`<code>${s.routine}.${s.step}</code> `)}</p>` : null}
         ${
           e.error

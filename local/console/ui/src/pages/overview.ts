@@ -23,7 +23,6 @@ interface Overview {
   products: Array<{ product: string; clients: ClientSummary[] }>;
   schedules: Array<{ name: string; schedule?: string; scheduleTime?: string }>;
   schedulerError: string;
-  health: Health[];
 }
 
 export function HealthPanel({ health }: { health: Health[] }) {
@@ -43,7 +42,9 @@ export function HealthPanel({ health }: { health: Health[] }) {
 }
 
 export function OverviewPage() {
-  const { data, error } = useLive<Overview>('/api/overview', ['activity', 'topic', 'health']);
+  // Health on its own: it paints as soon as the probes answer, whatever the rest costs.
+  const health = useLive<Health[]>('/api/health', ['health']);
+  const { data, error } = useLive<Overview>('/api/overview');
   const metrics = useLive<{
     minutes: Array<{ time: string; uploads: number; results: number }>;
     slots: Array<{ time: string; running: number }>;
@@ -51,7 +52,8 @@ export function OverviewPage() {
   return html`<div>
     <h1>Overview${data ? html` <span class="muted">· ${data.project}</span>` : ''}</h1>
     <${ErrorNote} error=${error} where="Reading the platform" />
-    ${data ? html`<${HealthPanel} health=${data.health} />` : null}
+    <${ErrorNote} error=${health.error} where="Checking the services" />
+    ${health.data ? html`<${HealthPanel} health=${health.data} />` : null}
     <div class="grid">
       <section class="panel" aria-labelledby="throughput-title">
         <h2 id="throughput-title">Throughput</h2>

@@ -46,7 +46,7 @@ export function StoragePage({
           ? html`<table>
         <thead><tr><th scope="col">Name</th><th scope="col">Size</th><th scope="col">Updated</th></tr></thead>
         <tbody>
-          ${data.prefixes.map((p) => html`<tr><td colspan="3"><a href=${`#/storage?prefix=${encodeURIComponent(p)}`}>📁 ${p.slice(prefix.length)}</a></td></tr>`)}
+          ${data.prefixes.map((p) => html`<tr><td colspan="3"><a href=${`#/storage?prefix=${encodeURIComponent(p)}`}>${p.slice(prefix.length)}</a></td></tr>`)}
           ${data.objects.map((o) => html`<tr><td><a href=${`/api/storage/download?name=${encodeURIComponent(o.name)}`} download>${o.name.slice(prefix.length)}</a></td><td>${bytes(o.size)}</td><td>${time(o.updated)}</td></tr>`)}
           ${data.prefixes.length + data.objects.length === 0 ? html`<tr><td colspan="3" class="muted">Nothing under this prefix.</td></tr>` : null}
         </tbody></table>`
@@ -118,13 +118,13 @@ function UploadPanel({
         setOver(false);
         void upload(e.dataTransfer?.files ?? null);
       }}>
-      <p>Drop files here to upload them to <code>${product}/${client}/inputs/</code>
+      <p>Drop files here to upload them to <code>${product}/${client}/inputs/</code>${' '}
         (accepted: ${(products[product]?.acceptedExtensions ?? []).join(', ')}), or</p>
       <label class="button">Choose files<input type="file" multiple class="sr-only" aria-label="Choose files to upload"
         onChange=${(e: Event) => void upload((e.target as HTMLInputElement).files)} /></label>
     </div>
     ${status ? html`<p role="status" class=${status.ok ? 'ok' : 'error'}>${status.text}</p>` : null}
-    <p class="muted">The file lands as any client upload does, so Eventarc calls onUpload and the same checks apply.
+    <p class="muted">The file lands as any client upload does, so Eventarc calls onUpload and the same checks apply.${' '}
       <button type="button" class="link" onClick=${() => navigate('#/jobs')}>Go to Jobs</button></p>
   </section>`;
 }
