@@ -7,6 +7,8 @@ import type { Config } from '../../shared/config/schema.js';
 import { PermanentError } from '../../shared/runtime/errors.js';
 import { createLogger, type Logger } from '../../shared/runtime/logger.js';
 import { startBatchService } from '../batch/server.js';
+import type { HealthCallback } from '../console/health.js';
+import { type ConsoleServer, startConsoleServer } from '../console/server.js';
 import { startEventarcRouter } from '../eventarc/router.js';
 import { defaultTaskSlots, TaskSlots } from '../executor/index.js';
 import { startPubSubEmulator } from '../pubsub/emulator.js';
@@ -83,6 +85,10 @@ export interface PlatformOptions {
   functionTimeoutsMs?: Partial<Record<FunctionName, number>>;
   /** How long a stop lets deliveries under way finish (default 10 s). */
   drainMs?: number;
+   * The platform's own view of its services' health (e.g. a supervisor's), by service name as
+   * the web console lists them; merged with the console's own probes of each port.
+   */
+  health?: HealthCallback;
 }
 
 export interface RunningPlatform {
@@ -116,7 +122,12 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   const startedAt = Date.now();
   const timeoutOf = (name: FunctionName) => timeoutFor(options.functionTimeoutsMs, name);
   const ports: Ports = { ...DEFAULT_PORTS, ...options.ports };
-  const report = (activity: Activity) => options.console.activity(activity);
+  // The web console starts last; until then there is no open page to tell.
+  let webConsole: ConsoleServer | undefined;
+  const report = (activity: Activity) => {
+    options.console.activity(activity);
+    webConsole?.notify(activity);
+  };
   const envPath = join(options.stateDir, 'env');
   const releaseLock = acquireLock(join(options.stateDir, 'dev.lock'));
   const stack: Array<() => Promise<void> | void> = [releaseLock];
@@ -354,6 +365,31 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     });
     stack.push(() => schedulerApi.close());
 
+    const consoleServer = await startConsoleServer({
+      config,
+      port: ports.console,
+      logDir,
+      storageUrl: storage.url,
+      schedulerUrl: schedulerApi.url,
+      services: [
+        { name: 'onUpload', address: functionUrls.onUpload as string },
+        { name: 'onSchedule', address: functionUrls.onSchedule as string },
+        { name: 'onComplete', address: functionUrls.onComplete as string },
+        { name: 'Cloud Storage', address: storage.url },
+        { name: 'Pub/Sub', address: pubsub.host },
+        { name: 'Batch', address: `127.0.0.1:${ports.batch}` },
+        { name: 'Workflows', address: `127.0.0.1:${ports.workflows}` },
+        { name: 'Cloud Run', address: `127.0.0.1:${ports.run}` },
+        { name: 'Cloud Scheduler', address: schedulerApi.url },
+      ],
+      ...(options.health ? { health: options.health } : {}),
+    });
+    webConsole = consoleServer;
+    stack.push(() => {
+      webConsole = undefined;
+      return consoleServer.close();
+    });
+
     const env: Record<string, string> = {
       ...clientEnv,
       BATCHWIRE_ON_UPLOAD_URL: functionUrls.onUpload as string,
@@ -362,6 +398,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       BATCHWIRE_SCHEDULER_URL: schedulerApi.url,
       BATCHWIRE_LOG_DIR: logDir,
       ...gcloudStorageEnv(storage.url, config.project),
+      BATCHWIRE_CONSOLE_URL: consoleServer.url,
     };
     writeEnvFile(envPath, env);
 

@@ -9,6 +9,8 @@ export const DEFAULT_PORTS = {
   onSchedule: 8082,
   onComplete: 8083,
   scheduler: 8094,
+  /** The web console (local/console). */
+  console: 4000,
 } as const;
 
 export type PortName = keyof typeof DEFAULT_PORTS;

@@ -38,6 +38,7 @@ export async function dev(options: DevOptions): Promise<void> {
     kind: 'platform',
     message: [
       'ready —',
+      `console ${env.BATCHWIRE_CONSOLE_URL}`,
       `storage ${env.STORAGE_EMULATOR_HOST}`,
       `pubsub ${env.PUBSUB_EMULATOR_HOST}`,
       `batch ${env.BATCH_EMULATOR_HOST}`,

@@ -30,6 +30,7 @@ export const PLATFORM_PORT_NAMES = [
   'on-schedule',
   'on-complete',
   'scheduler',
+  'console',
 ] as const;
 
 /** `--<name>-port N` for each name, each N a free loopback port, and the ports by name. */

@@ -1,0 +1,91 @@
+import net from 'node:net';
+
+/** A service of the local platform and how to tell it is alive. */
+export interface ServiceProbe {
+  name: string;
+  /** An http URL (any HTTP answer means up) or host:port (an accepted TCP connection means up). */
+  address: string;
+}
+
+export interface ServiceHealth {
+  name: string;
+  address: string;
+  up: boolean;
+  /** In plain words, why it is down; '' when up. */
+  detail: string;
+  checked: string;
+}
+
+/** What the platform may tell the console itself (e.g. a supervisor that restarts functions). */
+export type HealthCallback = () => Promise<Record<string, { up: boolean; detail?: string }>>;
+
+async function probe(address: string): Promise<{ up: boolean; detail: string }> {
+  if (address.startsWith('http')) {
+    try {
+      await fetch(address, { signal: AbortSignal.timeout(1_500) });
+      return { up: true, detail: '' };
+    } catch (err) {
+      return {
+        up: false,
+        detail: `no answer at ${address} (${(err as Error).cause ?? (err as Error).message})`,
+      };
+    }
+  }
+  const [host, port] = address.split(':');
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: host ?? '127.0.0.1', port: Number(port) });
+    const done = (up: boolean, detail: string) => {
+      socket.destroy();
+      resolve({ up, detail });
+    };
+    socket.setTimeout(1_500, () => done(false, `no answer at ${address} within 1.5 s`));
+    socket.once('connect', () => done(true, ''));
+    socket.once('error', (err) => done(false, `nothing listens at ${address} (${err.message})`));
+  });
+}
+
+/**
+ * Probes each service every `intervalMs` (a crashed function stops answering on its port,
+ * which is what a user would notice too) and merges what the platform's own `health()` says.
+ * Calls `onChange` when any service goes up or down.
+ */
+export function startHealthMonitor(options: {
+  services: ServiceProbe[];
+  health?: HealthCallback;
+  intervalMs?: number;
+  onChange: (health: ServiceHealth[]) => void;
+}) {
+  let current: ServiceHealth[] = options.services.map((service) => ({
+    ...service,
+    up: false,
+    detail: 'not checked yet',
+    checked: '',
+  }));
+  let stopped = false;
+  const check = async () => {
+    const reported = options.health ? await options.health().catch(() => ({})) : {};
+    const next = await Promise.all(
+      options.services.map(async (service): Promise<ServiceHealth> => {
+        const own = (reported as Record<string, { up: boolean; detail?: string }>)[service.name];
+        const probed = await probe(service.address);
+        const up = probed.up && (own?.up ?? true);
+        const detail = !probed.up ? probed.detail : own && !own.up ? (own.detail ?? 'reported down') : '';
+        return { ...service, up, detail, checked: new Date().toISOString() };
+      }),
+    );
+    const changed = next.some((service, i) => service.up !== current[i]?.up);
+    current = next;
+    if (changed && !stopped) options.onChange(current);
+  };
+  const timer = setInterval(() => void check(), options.intervalMs ?? 2_000);
+  timer.unref();
+  const first = check();
+  return {
+    ready: first,
+    current: () => current,
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}
