@@ -15,7 +15,7 @@ import { startScheduler } from '../scheduler/scheduler.js';
 import { startStorageServer } from '../storage/server.js';
 import { startWorkflowsService } from '../workflows/server.js';
 import type { Activity, DevConsole } from './console.js';
-import { removeEnvFile, writeEnvFile } from './env-file.js';
+import { gcloudApiOverrides, removeEnvFile, writeEnvFile } from './env-file.js';
 import { startFunctionProcess } from './function-process.js';
 import { acquireLock } from './lock.js';
 import { DEFAULT_PORTS, type PortName, type Ports } from './ports.js';
@@ -146,6 +146,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       pubsubHost: pubsub.host,
       env: clientEnv,
       onEvent: report,
+      locations: [config.region],
       log:
         options.serviceLog ??
         createLogger({
@@ -246,6 +247,10 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       BATCHWIRE_ON_COMPLETE_URL: functionUrls.onComplete as string,
       BATCHWIRE_SCHEDULER_URL: schedulerApi.url,
       BATCHWIRE_LOG_DIR: logDir,
+      ...gcloudApiOverrides({
+        batch: clientEnv.BATCH_EMULATOR_HOST as string,
+        workflows: clientEnv.WORKFLOWS_EMULATOR_HOST as string,
+      }),
     };
     writeEnvFile(envPath, env);
 
