@@ -149,6 +149,6 @@ describe.concurrent('gcloud workflows executions', () => {
 
     // Assert
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/executions/no-such-execution' was not found/);
+    expect(result.stderr).toMatch(/executions\/no-such-execution' was not found/);
   }, 300_000);
 });
