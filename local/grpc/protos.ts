@@ -74,12 +74,3 @@ export function grpcError(code: grpc.status, message: string): grpc.ServiceError
   error.metadata = new grpc.Metadata();
   return error;
 }
-
-/** Binds a server on 127.0.0.1 (port 0 picks a free one) and resolves with the port. */
-export function bindLoopback(server: grpc.Server, port = 0): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-      err ? reject(err) : resolve(bound),
-    );
-  });
-}
