@@ -10,8 +10,13 @@ import {
   runTaskGroup,
   TaskSlots,
 } from '../executor/index.js';
-import { bindLoopback, grpcError, loadGrpcPackage, lookup } from '../grpc/protos.js';
+import { createLocalApiServer } from '../grpc/api-server.js';
+import { createLocations } from '../grpc/locations.js';
+import { paginate } from '../grpc/paging.js';
+import { grpcError, loadGrpcPackage, loadProtoRoot, lookup } from '../grpc/protos.js';
+import type { HttpRule } from '../grpc/rest-transcoder.js';
 import { JobStore, type StoredJob } from './job-store.js';
+import { compileJobFilter } from './list-filter.js';
 import {
   jobStateMessages,
   type NotificationMessage,
@@ -95,7 +100,38 @@ export interface BatchServiceOptions {
    * be delivered. Default false: published at start like any state change.
    */
   holdRestartNotifications?: boolean;
+  /** Locations ListLocations names besides those jobs live in (the platform passes its region). */
+  locations?: string[];
 }
+
+const BATCH_PROTOS = ['google/cloud/batch/v1/batch.proto', 'google/cloud/location/locations.proto'];
+
+/**
+ * REST bindings of the mixins Batch serves (service config `batch_v1.yaml`, as
+ * `@google-cloud/batch` 2.5.0 passes them to google-gax in `batch_service_client.js`).
+ */
+const BATCH_HTTP_RULES: HttpRule[] = [
+  { selector: 'google.cloud.location.Locations.GetLocation', get: '/v1/{name=projects/*/locations/*}' },
+  { selector: 'google.cloud.location.Locations.ListLocations', get: '/v1/{name=projects/*}/locations' },
+  {
+    selector: 'google.longrunning.Operations.CancelOperation',
+    post: '/v1/{name=projects/*/locations/*/operations/*}:cancel',
+    body: '*',
+  },
+  {
+    selector: 'google.longrunning.Operations.DeleteOperation',
+    delete: '/v1/{name=projects/*/locations/*/operations/*}',
+  },
+  {
+    selector: 'google.longrunning.Operations.GetOperation',
+    get: '/v1/{name=projects/*/locations/*/operations/*}',
+  },
+  {
+    selector: 'google.longrunning.Operations.ListOperations',
+    get: '/v1/{name=projects/*/locations/*}/operations',
+  },
+];
+const OPERATION_NAME = /^projects\/[^/]+\/locations\/[^/]+\/operations\/[^/]+$/;
 
 const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)$/;
 const JOB_NAME = /^(projects\/[^/]+\/locations\/[^/]+)\/jobs\/([^/]+)$/;
@@ -234,35 +270,10 @@ function validateJob(job: JobMessage): void {
   }
 }
 
-/** A tiny subset of Batch's list filter: `field="value"` clauses joined by AND. */
-function parseFilter(filter: string): (job: JobMessage) => boolean {
-  const trimmed = filter.trim();
-  if (!trimmed) return () => true;
-  const tests = trimmed.split(/\s+AND\s+/i).map((clause) => {
-    const match = /^([a-zA-Z_.]+(?:\."[^"]+")?)\s*(=|!=|:)\s*(?:"([^"]*)"|(\S+))$/.exec(clause.trim());
-    if (!match) throw invalid(`unsupported filter clause: ${clause}`);
-    const [, field = '', op, quoted, bare] = match;
-    const value = quoted ?? bare ?? '';
-    const read = (job: JobMessage): string | undefined => {
-      if (field === 'name') return job.name;
-      if (field === 'uid') return job.uid;
-      if (field === 'status.state' || field === 'state') return job.status.state;
-      if (field.startsWith('labels.')) return job.labels?.[field.slice(7).replace(/^"|"$/g, '')];
-      throw invalid(`unsupported filter field: ${field}`);
-    };
-    read({ name: '', uid: '', task_groups: [], status: { state: 'QUEUED' } } as unknown as JobMessage);
-    return (job: JobMessage) => {
-      const actual = read(job);
-      if (op === '!=') return actual !== value;
-      if (op === ':') return actual !== undefined && (value === '*' || actual.includes(value));
-      return actual === value;
-    };
-  });
-  return (job) => tests.every((test) => test(job));
-}
-
 class BatchService {
   private readonly jobs = new Map<string, JobRecord>();
+  /** The long-running operations DeleteJob and CancelJob answered with, by name. */
+  private readonly operations = new Map<string, Record<string, unknown>>();
   private readonly faults = new Map<string, { code: number; times: number }>();
   private readonly log: Logger;
   private readonly publisher: NotificationPublisher;
@@ -730,8 +741,8 @@ class BatchService {
     if (!parent)
       throw invalid(`parent must be projects/{project}/locations/{location}, got "${request.parent}"`);
     const [, project, location] = parent;
-    const matches = parseFilter(request.filter ?? '');
-    let jobs = [...this.jobs.values()]
+    const matches = compileJobFilter(request.filter ?? '');
+    const jobs = [...this.jobs.values()]
       .filter(({ job }) => {
         const [, jobProject, , jobLocation] = job.name.split('/');
         return jobProject === project && (location === '-' || jobLocation === location);
@@ -747,23 +758,53 @@ class BatchService {
       jobs.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
       if (direction === 'desc') jobs.reverse();
     }
-    const offset = request.page_token ? Number(Buffer.from(request.page_token, 'base64url').toString()) : 0;
-    if (!Number.isInteger(offset) || offset < 0) throw invalid('invalid page_token');
-    const size = request.page_size > 0 ? request.page_size : jobs.length;
-    const page = jobs.slice(offset, offset + size);
-    const next = offset + size < jobs.length ? Buffer.from(String(offset + size)).toString('base64url') : '';
-    jobs = page;
-    return { jobs, next_page_token: next, unreachable: [] };
+    const { page, next_page_token } = paginate(jobs, request, { scope: request.parent });
+    return { jobs: page, next_page_token, unreachable: [] };
   }
 
   private operation(jobName: string, responseType: string): Record<string, unknown> {
     const parent = jobName.split('/jobs/')[0];
-    return {
+    const operation = {
       name: `${parent}/operations/operation-${Date.now()}-${randomBytes(8).toString('hex')}`,
       done: true,
       // Empty and CancelJobResponse both encode to zero bytes.
       response: { type_url: `type.googleapis.com/${responseType}`, value: Buffer.alloc(0) },
     };
+    this.operations.set(operation.name, operation);
+    return operation;
+  }
+
+  getOperation(request: { name: string }): Record<string, unknown> {
+    if (!OPERATION_NAME.test(request.name ?? ''))
+      throw invalid(`name must be projects/*/locations/*/operations/*, got "${request.name}"`);
+    const operation = this.operations.get(request.name);
+    if (!operation) throw grpcError(grpc.status.NOT_FOUND, `Operation ${request.name} not found`);
+    return operation;
+  }
+
+  listOperations(request: { name: string; filter: string; page_size: number; page_token: string }): {
+    operations: Record<string, unknown>[];
+    next_page_token: string;
+  } {
+    if (!PARENT.test(request.name ?? ''))
+      throw invalid(`name must be projects/{project}/locations/{location}, got "${request.name}"`);
+    if (request.filter?.trim()) throw invalid(`operation filters are not supported: ${request.filter}`);
+    const all = [...this.operations.values()].filter((op) =>
+      String(op.name).startsWith(`${request.name}/operations/`),
+    );
+    const { page, next_page_token } = paginate(all, request, { scope: request.name });
+    return { operations: page, next_page_token };
+  }
+
+  deleteOperation(request: { name: string }): Record<string, never> {
+    this.getOperation(request);
+    this.operations.delete(request.name);
+    return {};
+  }
+
+  /** Locations of the jobs held, for ListLocations. */
+  jobLocations(): string[] {
+    return [...this.jobs.keys()].map((name) => name.split('/')[3] as string);
   }
 
   private async settle(record: JobRecord): Promise<void> {
@@ -868,7 +909,10 @@ class BatchService {
     const tasks = record.tasks
       .filter((task) => !wanted || task.state === wanted)
       .map((task) => this.taskMessage(task));
-    return { tasks, next_page_token: '', unreachable: [] };
+    const { page, next_page_token } = paginate(tasks, request, {
+      scope: `${request.parent}\t${filter}`,
+    });
+    return { tasks: page, next_page_token, unreachable: [] };
   }
 
   async waitForJob(name: string, timeoutMs = 60_000): Promise<JobMessage> {
@@ -925,7 +969,7 @@ type Handler = grpc.handleUnaryCall<unknown, unknown>;
  * process.env.BATCH_EMULATOR_HOST = batch.host;
  */
 export async function startBatchService(options: BatchServiceOptions = {}): Promise<LocalBatchService> {
-  const proto = loadGrpcPackage('@google-cloud/batch', ['google/cloud/batch/v1/batch.proto']);
+  const proto = loadGrpcPackage('@google-cloud/batch', BATCH_PROTOS);
   const definition = lookup(proto, 'google.cloud.batch.v1.BatchService');
   const service = new BatchService(options);
   service.load();
@@ -947,8 +991,8 @@ export async function startBatchService(options: BatchServiceOptions = {}): Prom
         );
     };
 
-  const server = new grpc.Server();
-  server.addService(definition.service, {
+  const api = createLocalApiServer(loadProtoRoot('@google-cloud/batch', BATCH_PROTOS), BATCH_HTTP_RULES);
+  api.addService('google.cloud.batch.v1.BatchService', definition.service, {
     CreateJob: unary('CreateJob', (request) => service.createJob(request)),
     GetJob: unary('GetJob', (request) => service.getJob(request)),
     ListJobs: unary('ListJobs', (request) => service.listJobs(request)),
@@ -957,7 +1001,23 @@ export async function startBatchService(options: BatchServiceOptions = {}): Prom
     GetTask: unary('GetTask', (request) => service.getTask(request)),
     ListTasks: unary('ListTasks', (request) => service.listTasks(request)),
   });
-  const port = await bindLoopback(server, options.port ?? 0);
+  api.addService('google.longrunning.Operations', lookup(proto, 'google.longrunning.Operations').service, {
+    GetOperation: unary('GetOperation', (request) => service.getOperation(request)),
+    ListOperations: unary('ListOperations', (request) => service.listOperations(request)),
+    DeleteOperation: unary('DeleteOperation', (request) => service.deleteOperation(request)),
+    // Batch's operations are done when DeleteJob/CancelJob answer: cancelling one changes nothing.
+    CancelOperation: unary('CancelOperation', (request) => service.getOperation(request) && {}),
+  });
+  const locations = createLocations(() => [...(options.locations ?? []), ...service.jobLocations()]);
+  api.addService(
+    'google.cloud.location.Locations',
+    lookup(proto, 'google.cloud.location.Locations').service,
+    {
+      ListLocations: unary('ListLocations', (request) => locations.listLocations(request)),
+      GetLocation: unary('GetLocation', (request) => locations.getLocation(request)),
+    },
+  );
+  const port = await api.listen(options.port ?? 0);
 
   return {
     host: `127.0.0.1:${port}`,
@@ -968,16 +1028,7 @@ export async function startBatchService(options: BatchServiceOptions = {}): Prom
     releaseRestartNotifications: () => service.releaseRestartNotifications(),
     close: async () => {
       await service.close();
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 2_000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
+      await api.close();
     },
   };
 }

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
 
 const require = createRequire(import.meta.url);
 
@@ -35,6 +36,26 @@ export function loadGrpcPackage(pkg: string, files: string[]): grpc.GrpcObject {
   return grpc.loadPackageDefinition(definition);
 }
 
+/**
+ * The same proto files as a protobufjs Root with field names in lowerCamelCase (proto3 JSON's
+ * names) and every option kept, `google.api.http` included: what the REST transcoder routes
+ * and converts with. Files resolve against the package's protos, then google-gax's.
+ */
+export function loadProtoRoot(pkg: string, files: string[]): protobuf.Root {
+  const includeDirs = [protosDir(pkg), protosDir('google-gax')];
+  const root = new protobuf.Root();
+  root.resolvePath = (origin, target) => {
+    for (const dir of includeDirs) {
+      const candidate = join(dir, target);
+      if (existsSync(candidate)) return candidate;
+    }
+    return protobuf.util.path.resolve(origin, target);
+  };
+  root.loadSync(files, { keepCase: false, alternateCommentMode: false });
+  root.resolveAll();
+  return root;
+}
+
 /** Finds a service or message constructor by its full name, e.g. `google.cloud.batch.v1.BatchService`. */
 export function lookup<T = grpc.ServiceClientConstructor>(root: grpc.GrpcObject, fullName: string): T {
   let node: unknown = root;
@@ -52,13 +73,4 @@ export function grpcError(code: grpc.status, message: string): grpc.ServiceError
   error.details = message;
   error.metadata = new grpc.Metadata();
   return error;
-}
-
-/** Binds a server on 127.0.0.1 (port 0 picks a free one) and resolves with the port. */
-export function bindLoopback(server: grpc.Server, port = 0): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-      err ? reject(err) : resolve(bound),
-    );
-  });
 }

@@ -47,3 +47,26 @@ export function gcloudStorageEnv(storageUrl: string, project: string): Record<st
     CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
   };
 }
+
+// ── gcloud → the local Batch and Workflows executions APIs ─────────────────────────────────
+// (Storage, auth and project variables for gcloud are set apart from this block.)
+
+/**
+ * gcloud's endpoint overrides for the REST side of the local Batch and Workflows executions
+ * services (they answer REST on their gRPC port, see local/grpc/api-server.ts): properties
+ * `api_endpoint_overrides/batch` and `api_endpoint_overrides/workflowexecutions`, given as
+ * `CLOUDSDK_API_ENDPOINT_OVERRIDES_*`. gcloud takes `http://` overrides as they are; the
+ * trailing '/' is required. Run is left out on purpose: `gcloud run jobs` speaks the Knative
+ * v1 API at a region-prefixed host (`https://REGION-run.googleapis.com/apis/run.googleapis.com/v1/…`),
+ * which no override to a loopback address can reach, and which the local service does not serve.
+ *
+ * @example
+ * gcloudApiOverrides({ batch: '127.0.0.1:8089', workflows: '127.0.0.1:8090' })
+ * // { CLOUDSDK_API_ENDPOINT_OVERRIDES_BATCH: 'http://127.0.0.1:8089/', … }
+ */
+export function gcloudApiOverrides(hosts: { batch: string; workflows: string }): Record<string, string> {
+  return {
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_BATCH: `http://${hosts.batch}/`,
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_WORKFLOWEXECUTIONS: `http://${hosts.workflows}/`,
+  };
+}

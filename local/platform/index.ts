@@ -24,7 +24,7 @@ import { startScheduler } from '../scheduler/scheduler.js';
 import { startStorageServer } from '../storage/server.js';
 import { startWorkflowsService } from '../workflows/server.js';
 import { type Activity, type DevConsole, followTaskSlots } from './console.js';
-import { gcloudStorageEnv, removeEnvFile, writeEnvFile } from './env-file.js';
+import { gcloudApiOverrides, gcloudStorageEnv, removeEnvFile, writeEnvFile } from './env-file.js';
 import { type FunctionHealth, type SupervisedFunction, superviseFunction } from './function-process.js';
 import { acquireLock } from './lock.js';
 import { DEFAULT_PORTS, type PortName, type Ports } from './ports.js';
@@ -85,6 +85,7 @@ export interface PlatformOptions {
   functionTimeoutsMs?: Partial<Record<FunctionName, number>>;
   /** How long a stop lets deliveries under way finish (default 10 s). */
   drainMs?: number;
+  /**
    * The platform's own view of its services' health (e.g. a supervisor's), by service name as
    * the web console lists them; merged with the console's own probes of each port.
    */
@@ -245,6 +246,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       pubsubHost: pubsub.host,
       env: clientEnv,
       onEvent: report,
+      locations: [config.region],
       log:
         options.serviceLog ??
         createLogger({
@@ -399,6 +401,10 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       BATCHWIRE_LOG_DIR: logDir,
       ...gcloudStorageEnv(storage.url, config.project),
       BATCHWIRE_CONSOLE_URL: consoleServer.url,
+      ...gcloudApiOverrides({
+        batch: clientEnv.BATCH_EMULATOR_HOST as string,
+        workflows: clientEnv.WORKFLOWS_EMULATOR_HOST as string,
+      }),
     };
     writeEnvFile(envPath, env);
 

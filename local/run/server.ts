@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { defaultTaskSlots, resolveContainer, runTaskGroup, TaskSlots } from '../executor/index.js';
-import { bindLoopback, grpcError, loadGrpcPackage, lookup } from '../grpc/protos.js';
+import { createLocalApiServer } from '../grpc/api-server.js';
+import { paginate } from '../grpc/paging.js';
+import { grpcError, loadGrpcPackage, loadProtoRoot, lookup } from '../grpc/protos.js';
+import type { HttpRule } from '../grpc/rest-transcoder.js';
+import { RunTasks } from './tasks.js';
 
 /** What the dev console shows. */
 export interface PlatformActivity {
@@ -109,6 +113,38 @@ interface AnyMessage {
 
 const TYPE_PREFIX = 'type.googleapis.com/google.cloud.run.v2.';
 
+const RUN_PROTOS = [
+  'google/cloud/run/v2/job.proto',
+  'google/cloud/run/v2/task.proto',
+  'google/longrunning/operations.proto',
+];
+
+/**
+ * REST bindings of `google.longrunning.Operations` in Run v2 (service config `run_v2.yaml`, as
+ * `@google-cloud/run` 3.3.0 passes them to google-gax in `jobs_client.js`).
+ */
+const RUN_HTTP_RULES: HttpRule[] = [
+  {
+    selector: 'google.longrunning.Operations.DeleteOperation',
+    delete: '/v2/{name=projects/*/locations/*/operations/*}',
+  },
+  {
+    selector: 'google.longrunning.Operations.GetOperation',
+    get: '/v2/{name=projects/*/locations/*/operations/*}',
+  },
+  {
+    selector: 'google.longrunning.Operations.ListOperations',
+    get: '/v2/{name=projects/*/locations/*}/operations',
+  },
+  {
+    selector: 'google.longrunning.Operations.WaitOperation',
+    post: '/v2/{name=projects/*/locations/*/operations/*}:wait',
+    body: '*',
+  },
+];
+const PARENT = /^projects\/[^/]+\/locations\/[^/]+$/;
+const JOB_NAME = /^projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/]+$/;
+
 function timestamp(ms = Date.now()): { seconds: string; nanos: number } {
   return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
 }
@@ -126,13 +162,11 @@ function condition(state: string, type: string, message = '', extra: Record<stri
  * `CLOUD_RUN_TASK_ATTEMPT`) and the run's overrides (args, env, task count) applied.
  */
 export async function startRunService(options: RunServiceOptions = {}): Promise<LocalRunService> {
-  const pkg = loadGrpcPackage('@google-cloud/run', [
-    'google/cloud/run/v2/job.proto',
-    'google/longrunning/operations.proto',
-  ]);
+  const pkg = loadGrpcPackage('@google-cloud/run', RUN_PROTOS);
   const JobsService = lookup(pkg, 'google.cloud.run.v2.Jobs');
   const ExecutionsService = lookup(pkg, 'google.cloud.run.v2.Executions');
   const OperationsService = lookup(pkg, 'google.longrunning.Operations');
+  const TasksService = lookup(pkg, 'google.cloud.run.v2.Tasks');
   // The services' own serializers encode the messages that travel inside google.protobuf.Any.
   const encodeJob = JobsService.service.GetJob?.responseSerialize as (value: unknown) => Buffer;
   const encodeExecution = ExecutionsService.service.GetExecution?.responseSerialize as (
@@ -154,6 +188,7 @@ export async function startRunService(options: RunServiceOptions = {}): Promise<
   const operations = new Map<string, OperationRecord>();
   const faults = new Map<string, Array<grpc.status>>();
   const aborts = new Set<AbortController>();
+  const tasks = new RunTasks();
 
   const takeFault = (method: string): grpc.ServiceError | undefined => {
     const queue = faults.get(method);
@@ -245,6 +280,50 @@ export async function startRunService(options: RunServiceOptions = {}): Promise<
     const job = jobs.get(name);
     if (!job) throw grpcError(grpc.status.NOT_FOUND, `Resource '${name}' was not found`);
     return job;
+  }
+
+  /**
+   * Run's UpdateJob: the job named by `job.name` takes the given template, labels and
+   * settings; output fields stay the service's and `generation` counts the change. With
+   * `allow_missing` an unknown job is created, as Run does.
+   */
+  function updateJob(request: {
+    job: JobResource | null;
+    validate_only: boolean;
+    allow_missing: boolean;
+  }): JobResource {
+    const job = request.job;
+    if (!job?.name || !JOB_NAME.test(job.name)) {
+      throw grpcError(
+        grpc.status.INVALID_ARGUMENT,
+        `job.name must be projects/P/locations/L/jobs/J, got "${job?.name ?? ''}"`,
+      );
+    }
+    const current = jobs.get(job.name);
+    if (!current) {
+      if (!request.allow_missing)
+        throw grpcError(grpc.status.NOT_FOUND, `Resource '${job.name}' was not found`);
+      const [parent, jobId] = job.name.split('/jobs/') as [string, string];
+      return request.validate_only ? job : createJob(parent, jobId, job);
+    }
+    if (!job.template?.template?.containers?.[0]?.image) {
+      throw grpcError(grpc.status.INVALID_ARGUMENT, 'job.template.template.containers[0].image is required');
+    }
+    const generation = String(Number(current.generation ?? 1) + 1);
+    const changes = {
+      labels: job.labels ?? current.labels,
+      annotations: job.annotations ?? current.annotations,
+      launch_stage: job.launch_stage ?? current.launch_stage,
+      template: job.template,
+      generation,
+      observed_generation: generation,
+      update_time: timestamp(),
+      etag: `"${randomBytes(8).toString('hex')}"`,
+    };
+    // In place: a running execution updates this same record when it finishes.
+    return request.validate_only
+      ? ({ ...current, ...changes } as JobResource)
+      : Object.assign(current, changes);
   }
 
   function runJob(request: { name: string; overrides?: Overrides | null }): OperationRecord {
@@ -344,6 +423,7 @@ export async function startRunService(options: RunServiceOptions = {}): Promise<
       execution: executionName,
       state: 'RUNNING',
     });
+    tasks.start(resource, taskCount, String(resource.log_uri));
     let running = 0;
     const done = runTaskGroup({
       taskCount,
@@ -358,7 +438,8 @@ export async function startRunService(options: RunServiceOptions = {}): Promise<
         cwd: baseDir,
       }),
       logFile: (index, attempt) => join(logDir, 'run', executionId, `task-${index}-attempt-${attempt}.log`),
-      onTaskState: (_index, state, detail) => {
+      onTaskState: (index, state, detail) => {
+        tasks.update(executionName, index, state, detail);
         if (state === 'RUNNING') running++;
         if (state !== 'RUNNING' && detail?.exitCode !== undefined) running = Math.max(0, running - 1);
         if (state === 'PENDING' && detail?.exitCode !== undefined)
@@ -425,8 +506,8 @@ export async function startRunService(options: RunServiceOptions = {}): Promise<
     return operation;
   }
 
-  const server = new grpc.Server();
-  server.addService(JobsService.service, {
+  const api = createLocalApiServer(loadProtoRoot('@google-cloud/run', RUN_PROTOS), RUN_HTTP_RULES);
+  api.addService('google.cloud.run.v2.Jobs', JobsService.service, {
     CreateJob: unary(
       'CreateJob',
       (request: { parent: string; job_id: string; job: JobResource; validate_only: boolean }) => {
@@ -442,10 +523,26 @@ export async function startRunService(options: RunServiceOptions = {}): Promise<
       },
     ),
     GetJob: unary('GetJob', (request: { name: string }) => getJobOrThrow(request.name)),
-    ListJobs: unary('ListJobs', (request: { parent: string }) => ({
-      jobs: [...jobs.values()].filter((job) => job.name.startsWith(`${request.parent}/jobs/`)),
-      next_page_token: '',
-    })),
+    UpdateJob: unary(
+      'UpdateJob',
+      (request: { job: JobResource | null; validate_only: boolean; allow_missing: boolean }) => {
+        const updated = updateJob(request);
+        const op = finishedOperation(newOperationName(updated.name), 'Job', updated);
+        if (!request.validate_only) operations.set(op.name, op);
+        return operationMessage(op);
+      },
+    ),
+    ListJobs: unary('ListJobs', (request: { parent: string; page_size: number; page_token: string }) => {
+      if (!PARENT.test(request.parent ?? '')) {
+        throw grpcError(
+          grpc.status.INVALID_ARGUMENT,
+          `parent must be projects/P/locations/L, got "${request.parent}"`,
+        );
+      }
+      const all = [...jobs.values()].filter((job) => job.name.startsWith(`${request.parent}/jobs/`));
+      const { page, next_page_token } = paginate(all, request, { scope: request.parent });
+      return { jobs: page, next_page_token };
+    }),
     DeleteJob: unary('DeleteJob', (request: { name: string }) => {
       const job = getJobOrThrow(request.name);
       jobs.delete(request.name);
@@ -466,19 +563,44 @@ export async function startRunService(options: RunServiceOptions = {}): Promise<
       },
     ),
   });
-  server.addService(ExecutionsService.service, {
+  api.addService('google.cloud.run.v2.Executions', ExecutionsService.service, {
     GetExecution: unary('GetExecution', (request: { name: string }) => {
       const execution = executions.get(request.name);
       if (!execution) throw grpcError(grpc.status.NOT_FOUND, `Resource '${request.name}' was not found`);
       return execution.resource;
     }),
-    ListExecutions: unary('ListExecutions', (request: { parent: string }) => ({
-      executions: [...executions.values()]
-        .map((execution) => execution.resource)
-        .filter((resource) => resource.name.startsWith(`${request.parent}/executions/`))
-        .reverse(),
-      next_page_token: '',
-    })),
+    ListExecutions: unary(
+      'ListExecutions',
+      (request: { parent: string; page_size: number; page_token: string }) => {
+        if (!JOB_NAME.test(request.parent ?? '')) {
+          throw grpcError(
+            grpc.status.INVALID_ARGUMENT,
+            `parent must be projects/P/locations/L/jobs/J, got "${request.parent}"`,
+          );
+        }
+        const all = [...executions.values()]
+          .map((execution) => execution.resource)
+          .filter((resource) => resource.name.startsWith(`${request.parent}/executions/`))
+          .reverse();
+        const { page, next_page_token } = paginate(all, request, { scope: request.parent });
+        return { executions: page, next_page_token };
+      },
+    ),
+    DeleteExecution: unary('DeleteExecution', (request: { name: string; validate_only: boolean }) => {
+      const execution = executions.get(request.name);
+      if (!execution) throw grpcError(grpc.status.NOT_FOUND, `Resource '${request.name}' was not found`);
+      const op = finishedOperation(newOperationName(request.name), 'Execution', {
+        ...execution.resource,
+        delete_time: timestamp(),
+      });
+      if (request.validate_only) return operationMessage(op);
+      // A running execution is stopped first: its tasks must not outlive its record.
+      execution.abort.abort();
+      executions.delete(request.name);
+      tasks.remove(request.name);
+      operations.set(op.name, op);
+      return operationMessage(op);
+    }),
     CancelExecution: unary('CancelExecution', (request: { name: string }) => {
       const execution = executions.get(request.name);
       if (!execution) throw grpcError(grpc.status.NOT_FOUND, `Resource '${request.name}' was not found`);
@@ -488,7 +610,16 @@ export async function startRunService(options: RunServiceOptions = {}): Promise<
       return operationMessage(op);
     }),
   });
-  server.addService(OperationsService.service, {
+  api.addService('google.cloud.run.v2.Tasks', TasksService.service, {
+    GetTask: unary('GetTask', (request: { name: string }) => tasks.get(request.name)),
+    ListTasks: unary('ListTasks', (request: { parent: string; page_size: number; page_token: string }) => {
+      const { page, next_page_token } = paginate(tasks.list(request.parent), request, {
+        scope: request.parent,
+      });
+      return { tasks: page, next_page_token };
+    }),
+  });
+  api.addService('google.longrunning.Operations', OperationsService.service, {
     GetOperation: unary('GetOperation', (request: { name: string }) => {
       const op = operations.get(request.name);
       if (!op) throw grpcError(grpc.status.NOT_FOUND, `Operation '${request.name}' was not found`);
@@ -530,7 +661,7 @@ export async function startRunService(options: RunServiceOptions = {}): Promise<
     }),
   });
 
-  const port = await bindLoopback(server, options.port ?? 0);
+  const port = await api.listen(options.port ?? 0);
   return {
     host: `127.0.0.1:${port}`,
     port,
@@ -574,7 +705,7 @@ export async function startRunService(options: RunServiceOptions = {}): Promise<
     close: async () => {
       for (const abort of aborts) abort.abort();
       await Promise.allSettled([...executions.values()].map((e) => e.done));
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await api.close();
     },
   };
 }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { bindLoopback, grpcError, loadGrpcPackage, lookup } from '../grpc/protos.js';
+import { createLocalApiServer } from '../grpc/api-server.js';
+import { grpcError, loadGrpcPackage, loadProtoRoot, lookup } from '../grpc/protos.js';
 import { createLocalConnectors, httpError } from './connectors.js';
 import { WorkflowCancelledError, WorkflowRuntimeError, WorkflowSyntaxError } from './errors.js';
 import { executeWorkflow, systemClock } from './execute.js';
@@ -123,9 +124,8 @@ function compileFilter(filter: string): (record: ExecutionRecord) => boolean {
 export async function startWorkflowsService(
   options: WorkflowsServiceOptions,
 ): Promise<LocalWorkflowsService> {
-  const pkg = loadGrpcPackage('@google-cloud/workflows', [
-    'google/cloud/workflows/executions/v1/executions.proto',
-  ]);
+  const files = ['google/cloud/workflows/executions/v1/executions.proto'];
+  const pkg = loadGrpcPackage('@google-cloud/workflows', files);
   const ExecutionsService = lookup(pkg, 'google.cloud.workflows.executions.v1.Executions');
   const connectors =
     options.connectors ?? createLocalConnectors({ project: options.project, region: options.region });
@@ -330,8 +330,8 @@ export async function startWorkflowsService(
       }
     };
 
-  const server = new grpc.Server();
-  server.addService(ExecutionsService.service, {
+  const api = createLocalApiServer(loadProtoRoot('@google-cloud/workflows', files));
+  api.addService('google.cloud.workflows.executions.v1.Executions', ExecutionsService.service, {
     CreateExecution: unary(createExecution),
     GetExecution: unary((request: { name: string; view?: string }) => {
       const { resource } = getRecord(request.name);
@@ -378,7 +378,7 @@ export async function startWorkflowsService(
     }),
   });
 
-  const port = await bindLoopback(server, options.port ?? 0);
+  const port = await api.listen(options.port ?? 0);
   return {
     host: `127.0.0.1:${port}`,
     port,
@@ -396,7 +396,7 @@ export async function startWorkflowsService(
         if (record.resource.state === 'ACTIVE') record.abort.abort(new WorkflowCancelledError());
       }
       await Promise.allSettled([...executions.values()].map((record) => record.done));
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await api.close();
     },
   };
 }
