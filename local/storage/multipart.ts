@@ -71,8 +71,9 @@ export async function readMultipart(
   // The first boundary line, and the line end it uses.
   const dashBoundary = Buffer.from(`--${boundary}`);
   const opening = await find(dashBoundary, 0);
-  while (pending.length < opening + dashBoundary.length + 2 && !ended) await pull();
-  const eol = pending[opening + dashBoundary.length] === 0x0d ? '\r\n' : '\n';
+  // The end of that line (after any transport padding RFC 2046 allows) tells CRLF from LF.
+  const lineEnd = await find(Buffer.from('\n'), opening + dashBoundary.length);
+  const eol = pending[lineEnd - 1] === 0x0d ? '\r\n' : '\n';
   // The line end before the first boundary makes every delimiter look the same.
   pending = Buffer.concat([Buffer.from(eol), pending.subarray(opening)]);
   const delimiter = Buffer.from(`${eol}--${boundary}`);

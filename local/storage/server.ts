@@ -133,10 +133,12 @@ const LISTEN_BACKLOG = 4096;
 /**
  * Idle keep-alive sockets are closed by the server after this long. The Node client's agent
  * (keepAlive, no idle timeout of its own) retires a free socket one second before the
- * `Keep-Alive: timeout=N` the server announces; with Node's default of 5 s, a client process
- * stalled for a second on a loaded machine reuses a socket the server is closing at that very
- * moment, and the request dies with ECONNRESET. A minute of idle time keeps that race out of
- * any burst (Google's front ends keep idle connections open for minutes too).
+ * `Keep-Alive: timeout=N` the server announces. With Node's default of 5 s, a client stalled
+ * for a second on a loaded machine reuses a socket the server is about to close; and when the
+ * server's event loop was blocked meanwhile, its expired keep-alive timer runs before it reads
+ * the request waiting on that socket, so it closes a socket with unread data: the client gets
+ * ECONNRESET (issue 9; reproduced in test/integration/storage-burst.test.ts). A minute of idle
+ * time keeps that race out of any burst (Google's front ends keep idle connections for minutes).
  */
 const KEEP_ALIVE_MS = 65_000;
 
@@ -262,8 +264,8 @@ function header(req: IncomingMessage, name: string): string | undefined {
 
 /**
  * Splits `/storage/v1/b/...`, `/upload/storage/v1/b/...` (also `/resumable/upload/…`),
- * `/download/storage/v1/b/...` and the
- * bare `/b/...` (the client drops `/storage/v1` when STORAGE_EMULATOR_HOST is set) into decoded
+ * `/download/storage/v1/b/...` and the bare `/b/...` (the client drops `/storage/v1` when
+ * STORAGE_EMULATOR_HOST is set) into decoded
  * path segments. Splitting happens before decoding, so `%2F` inside an object name stays in it;
  * the path is never normalised, so objects named `..` or `a/./b` are reachable.
  */

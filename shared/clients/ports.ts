@@ -3,7 +3,9 @@
  * Google clients and translate SDK errors into the errors of `shared/runtime/errors.ts`
  * (gRPC ALREADY_EXISTS → AlreadyExistsError, NOT_FOUND → NotFoundError, 412 →
  * PreconditionFailedError, UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED / INTERNAL / 5xx
- * → TransientError). The core never imports `@google-cloud/*`; unit tests hand in fakes.
+ * → TransientError, PERMISSION_DENIED / UNAUTHENTICATED / 401 / 403 → PermissionDeniedError, a
+ * TransientError naming the missing permission). The core never imports `@google-cloud/*`; unit
+ * tests hand in fakes.
  */
 
 /** Objects in the platform's bucket. */

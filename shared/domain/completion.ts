@@ -135,6 +135,7 @@ export interface OtherMessage {
 export type ClassifiedMessage = JobStateNotification | FlowCompletionMessage | OtherMessage;
 
 export const JOB_STATE_CHANGED = 'JOB_STATE_CHANGED';
+export const FLOW_COMPLETED = 'FLOW_COMPLETED';
 
 /**
  * A job name as Batch writes it in `JobName` (`projects/{project id or number}/locations/
@@ -147,7 +148,6 @@ const JOB_UID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 /** A `google.cloud.batch.v1.JobStatus.State` name. */
 const JOB_STATE_PATTERN = /^[A-Z_]{1,64}$/;
 const REGION_PATTERN = /^[a-z0-9-]{1,63}$/;
-export const FLOW_COMPLETED = 'FLOW_COMPLETED';
 
 /** The job state a notification announces, and what onComplete does with it. */
 export function jobDisposition(state: string): JobDisposition {
@@ -582,10 +582,7 @@ async function handleJobState(
   const outputs = await recordOutputs(
     contract.outputUri,
     { name: jobName, uid: notification.jobUid },
-    {
-      ...deps,
-      log: jobLog,
-    },
+    { ...deps, log: jobLog },
   );
   const succeeded = ending === 'SUCCEEDED';
   const data: InferenceResultData = {

@@ -14,6 +14,11 @@ import type { Logger } from './logger.js';
  * after functions-framework's body parsers only (a body declared `application/json` that is not
  * JSON is still refused by those parsers, with a 400).
  *
+ * The split: a request that is no CloudEvent at all (what Eventarc never sends, so a caller's
+ * mistake) is refused here with a 4xx; a well-formed event whose content is wrong (a path that is
+ * not an input, a malformed notification) reaches the handler, which acks it (204) with an ERROR
+ * log, since Eventarc and Pub/Sub push retry any status other than 2xx, 4xx included.
+ *
  * Accepted, as functions-framework accepts them:
  * - binary content mode (Eventarc): `ce-specversion`, `ce-id`, `ce-type`, `ce-source` headers
  *   (every `ce-*` header becomes an attribute, as functions-framework reads them) and JSON data;

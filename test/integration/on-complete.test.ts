@@ -10,6 +10,7 @@ import { type LocalBatchService, startBatchService } from '../../local/batch/ser
 import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
 import { type BatchAdapter, createBatchAdapter } from '../../shared/clients/batch.js';
 import { grpcClientOptions } from '../../shared/clients/endpoints.js';
+import { GrpcCode } from '../../shared/clients/grpc-errors.js';
 import { createPubSubPublisher, type PubSubPublisher } from '../../shared/clients/pubsub.js';
 import { createObjectStore } from '../../shared/clients/storage.js';
 import { buildInferenceJob } from '../../shared/domain/inference-job.js';
@@ -318,6 +319,23 @@ describe('onComplete (Eventarc delivery)', () => {
     // Assert
     expect([unknownJob.status, missing.status]).toEqual([204, 204]);
     expect(received.acme.length + received.globex.length).toBe(before);
+  });
+
+  it('fails (500) while GetJob is PERMISSION_DENIED (a missing grant), and publishes once it is granted', async () => {
+    // Arrange
+    const job = await submitJob('acme', { notify: false });
+    const notification = eventarcNotification(jobAttributes(job, 'SUCCEEDED'), `denied-${job.uid}`);
+    batchService.injectFault('GetJob', GrpcCode.PERMISSION_DENIED, 1);
+
+    // Act: the delivery meets the missing grant, then the trigger's retry meets it granted
+    const denied = await fn.postEvent(notification);
+    const retried = await fn.postEvent(notification);
+    await waitFor(() => forJob('acme', job.jobId)[0], 'the succeeded event');
+    await settle();
+
+    // Assert: failed, not acked (acking would have lost the result for good)
+    expect([denied.status, retried.status]).toEqual([500, 204]);
+    expect(forJob('acme', job.jobId)).toHaveLength(1);
   });
 
   it('fails (500) while the output topic is missing, and publishes once it exists', async () => {

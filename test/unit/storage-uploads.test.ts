@@ -98,6 +98,32 @@ describe('readMultipart', () => {
   });
 });
 
+describe('readMultipart, line ends', () => {
+  it.each([
+    ['CRLF with transport padding after the boundary', '\r\n', '  '],
+    ['LF with a tab of padding', '\n', '\t'],
+  ])('reads %s', async (_, eol, padding) => {
+    const text = [
+      `--zz${padding}`,
+      'Content-Type: application/json',
+      '',
+      '{"name":"p.txt"}',
+      '--zz',
+      '',
+      'body',
+      '--zz--',
+    ].join(eol);
+    const received: Buffer[] = [];
+
+    const head = await readMultipart(Readable.from([Buffer.from(text)]), 'zz', async (c) => {
+      received.push(Buffer.from(c));
+    });
+
+    expect(head.metadata).toEqual({ name: 'p.txt' });
+    expect(Buffer.concat(received).toString()).toBe('body');
+  });
+});
+
 describe('multipartBoundary', () => {
   it.each([
     ['multipart/related; boundary=abc', 'abc'],
