@@ -8,7 +8,7 @@ import type { Message, Subscription } from '@google-cloud/pubsub';
 import { parseEnvFile } from '../local/platform/env-file.js';
 import { DEFAULT_PORTS } from '../local/platform/ports.js';
 import { loadConfig } from '../shared/config/load.js';
-import { outputTopic } from '../shared/domain/output-topic.js';
+import { outputTopic } from '../shared/plan/names.js';
 import type { BenchMeasurement, Benchmark } from './bench.js';
 import { treeCpuSeconds, watchTree } from './process-tree.js';
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { PubSub } from '@google-cloud/pubsub';
 import { grpcClientOptions } from '../../shared/clients/endpoints.js';
 import type { Config } from '../../shared/config/schema.js';
-import { outputTopic } from '../../shared/domain/output-topic.js';
+import { outputTopic } from '../../shared/plan/names.js';
 import { type HealthCallback, type ServiceProbe, startHealthMonitor } from './health.js';
 import { ConsoleInputError, createPlatformReader, type JobRow, jobRow } from './platform-reader.js';
 import { createStepRecorder } from './step-recorder.js';
