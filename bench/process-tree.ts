@@ -96,9 +96,14 @@ export function watchTree(rootPid: number, count: readonly string[], intervalMs 
  * CPU time (user + system, in seconds) the tree has used so far: each live process's own time
  * plus the time of its children that have exited and been reaped (Linux `/proc/<pid>/stat`
  * fields utime, stime, cutime, cstime). Batch tasks are reaped by the platform process, so a
- * finished task still counts. NaN where `/proc` is missing.
+ * finished task still counts, and `reapedByRoot` (the root's cutime + cstime) is the CPU of its
+ * children that have exited: the tasks, as the platform's other children live until it stops.
+ * NaN where `/proc` is missing.
  */
-export async function treeCpuSeconds(rootPid: number, ticksPerSecond = 100): Promise<number> {
+export async function treeCpuSeconds(
+  rootPid: number,
+  ticksPerSecond = 100,
+): Promise<{ total: number; reapedByRoot: number }> {
   const { readFile } = await import('node:fs/promises');
   const { stdout } = await run('ps', ['-e', '-o', 'pid=,ppid='], { maxBuffer: 16 * 1024 * 1024 });
   const children = new Map<number, number[]>();
@@ -108,6 +113,7 @@ export async function treeCpuSeconds(rootPid: number, ticksPerSecond = 100): Pro
     children.set(ppid, [...(children.get(ppid) ?? []), pid]);
   }
   let ticks = 0;
+  let reapedTicks = 0;
   const stack = [rootPid];
   while (stack.length > 0) {
     const pid = stack.pop() as number;
@@ -116,11 +122,12 @@ export async function treeCpuSeconds(rootPid: number, ticksPerSecond = 100): Pro
       // Fields after the command (which may hold spaces) start at ") ": state is field 3.
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks += [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0);
+      if (pid === rootPid) reapedTicks = Number(fields[13] ?? 0) + Number(fields[14] ?? 0);
     } catch {
-      if (pid === rootPid) return Number.NaN;
+      if (pid === rootPid) return { total: Number.NaN, reapedByRoot: Number.NaN };
       // Exited between ps and now: its time went to its parent's cutime.
     }
     stack.push(...(children.get(pid) ?? []));
   }
-  return ticks / ticksPerSecond;
+  return { total: ticks / ticksPerSecond, reapedByRoot: reapedTicks / ticksPerSecond };
 }

@@ -961,8 +961,8 @@ type Handler = grpc.handleUnaryCall<unknown, unknown>;
 /**
  * Starts the local Cloud Batch service on 127.0.0.1: the real `BatchServiceClient` talks to it
  * with `grpcClientOptions('batch', { BATCH_EMULATOR_HOST: host })`. Jobs run as local processes
- * (see local/executor), move QUEUED → SCHEDULED → RUNNING → SUCCEEDED/FAILED, and publish
- * Batch's job notifications to the Pub/Sub emulator.
+ * (see local/executor), move QUEUED (waiting for a task slot, see `slots`) → SCHEDULED →
+ * RUNNING → SUCCEEDED/FAILED, and publish Batch's job notifications to the Pub/Sub emulator.
  *
  * @example
  * const batch = await startBatchService({ images: config.local.images, baseDir, env: { STORAGE_EMULATOR_HOST } });

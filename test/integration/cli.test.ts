@@ -114,6 +114,21 @@ describe('a command line the CLI cannot run', () => {
     expect(lines(result.stderr)[0]).toBe("error: required option '--product <id>' not specified");
     expect(result.stderr).not.toMatch(STACK_FRAME);
   });
+
+  it.each(['0', '-2', '1.5', 'many'])(
+    'rejects --max-tasks %s in one clear line before starting anything',
+    async (value) => {
+      // Act
+      const result = await cli(['dev', '--max-tasks', value], { cwd: tempDir });
+
+      // Assert
+      expect(result.code).not.toBe(0);
+      expect(lines(result.stderr)[0]).toBe(
+        `error: option '--max-tasks <n>' argument '${value}' is invalid. not a positive integer`,
+      );
+      expect(existsSync(join(tempDir, '.batchwire'))).toBe(false);
+    },
+  );
 });
 
 describe('commands that need the platform, where none runs', () => {
