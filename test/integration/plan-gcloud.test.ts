@@ -38,7 +38,7 @@ function gcloudInvocationsOfEveryLine(lines: string[]): string[] {
   });
 }
 
-export function gcloudInvocations(script: string): string[] {
+function gcloudInvocations(script: string): string[] {
   const invocations = new Map<string, string>();
   for (const line of script.split('\n')) {
     const assigned = /^[A-Z_]+="\$\((gcloud .*)\)"$/.exec(line);
