@@ -3,11 +3,13 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pino } from 'pino';
+import { DEFAULT_CONFIG_FILE } from '../../shared/config/load.js';
 import type { Config } from '../../shared/config/schema.js';
+import { buildPlan } from '../../shared/plan/build-plan.js';
 import { PermanentError } from '../../shared/runtime/errors.js';
 import { createLogger, type Logger } from '../../shared/runtime/logger.js';
 import { startBatchService } from '../batch/server.js';
-import { startEventarcRouter } from '../eventarc/router.js';
+import { type PubSubTrigger, type StorageTrigger, startEventarcRouter } from '../eventarc/router.js';
 import { startPubSubEmulator } from '../pubsub/emulator.js';
 import { startRunService } from '../run/server.js';
 import { startSchedulerApi } from '../scheduler/api.js';
@@ -204,17 +206,8 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     const router = await startEventarcRouter({
       storage,
       pubsub: pubsubClient,
-      storageTriggers: [
-        { name: 'on-upload', bucket: config.bucket, destination: functionUrls.onUpload as string },
-      ],
-      pubsubTriggers: [
-        {
-          name: 'on-complete',
-          project: config.project,
-          topic: config.completionTopic,
-          destination: functionUrls.onComplete as string,
-        },
-      ],
+      // The plan's event triggers, each delivered to its function's local URL.
+      ...localTriggers(config, functionUrls),
       retry: { maxAgeMs: config.maxEventAgeSeconds * 1000 },
       onActivity: (activity) => {
         if (activity.kind !== 'event.delivered') report(activity);
@@ -278,4 +271,22 @@ async function assertPortFree(name: PortName, port: number): Promise<void> {
     );
     probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
   });
+}
+
+/** The Eventarc triggers of the plan's functions, as the local router takes them (`onUpload` → `on-upload`). */
+function localTriggers(
+  config: Config,
+  functionUrls: Record<string, string>,
+): { storageTriggers: StorageTrigger[]; pubsubTriggers: PubSubTrigger[] } {
+  const storageTriggers: StorageTrigger[] = [];
+  const pubsubTriggers: PubSubTrigger[] = [];
+  for (const fn of buildPlan(config, { configFile: DEFAULT_CONFIG_FILE }).functions) {
+    const name = fn.name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    const destination = functionUrls[fn.name] as string;
+    if (fn.trigger.kind === 'storage') storageTriggers.push({ name, bucket: fn.trigger.bucket, destination });
+    if (fn.trigger.kind === 'topic') {
+      pubsubTriggers.push({ name, project: config.project, topic: fn.trigger.topic, destination });
+    }
+  }
+  return { storageTriggers, pubsubTriggers };
 }
