@@ -282,6 +282,19 @@ describe('batchwire plan refuses what cannot be deployed', () => {
     );
   });
 
+  it('refuses a deployable format when a product names no job account', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bw-plan-'));
+    try {
+      const config = join(dir, 'prod.yaml');
+      writeFileSync(config, PROD.replace(/^ {4}serviceAccount: .*\n/m, ''));
+      expect(() => planCommand({ config, format: 'terraform', out: dir, rootDir: dir, write })).toThrow(
+        /products\.mlops-template\.serviceAccount is required to deploy/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a client that the config does not list', () => {
     expect(() =>
       planCommand({
