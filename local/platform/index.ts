@@ -3,13 +3,15 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pino } from 'pino';
+import { DEFAULT_CONFIG_FILE } from '../../shared/config/load.js';
 import type { Config } from '../../shared/config/schema.js';
+import { buildPlan } from '../../shared/plan/build-plan.js';
 import { PermanentError } from '../../shared/runtime/errors.js';
 import { createLogger, type Logger } from '../../shared/runtime/logger.js';
 import { startBatchService } from '../batch/server.js';
 import type { HealthCallback } from '../console/health.js';
 import { type ConsoleServer, startConsoleServer } from '../console/server.js';
-import { startEventarcRouter } from '../eventarc/router.js';
+import { type PubSubTrigger, type StorageTrigger, startEventarcRouter } from '../eventarc/router.js';
 import { defaultTaskSlots, TaskSlots } from '../executor/index.js';
 import { startPubSubEmulator } from '../pubsub/emulator.js';
 import {
@@ -309,23 +311,8 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     const router = await startEventarcRouter({
       storage,
       pubsub: pubsubClient,
-      storageTriggers: [
-        {
-          name: 'on-upload',
-          bucket: config.bucket,
-          destination: functionUrls.onUpload as string,
-          ...timeoutOf('onUpload'),
-        },
-      ],
-      pubsubTriggers: [
-        {
-          name: 'on-complete',
-          project: config.project,
-          topic: config.completionTopic,
-          destination: functionUrls.onComplete as string,
-          ...timeoutOf('onComplete'),
-        },
-      ],
+      // The plan's event triggers, each delivered to its function's local URL within its timeout.
+      ...localTriggers(config, functionUrls, timeoutOf),
       retry: { maxAgeMs: config.maxEventAgeSeconds * 1000 },
       ...(dataDir ? { dataDir: join(dataDir, 'eventarc') } : {}),
       onActivity: (activity) => {
@@ -451,4 +438,27 @@ async function assertPortFree(name: PortName, port: number): Promise<void> {
     );
     probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
   });
+}
+
+/** The Eventarc triggers of the plan's functions, as the local router takes them (`onUpload` → `on-upload`). */
+function localTriggers(
+  config: Config,
+  functionUrls: Record<string, string>,
+  timeoutOf: (name: FunctionName) => { timeoutMs?: number },
+): { storageTriggers: StorageTrigger[]; pubsubTriggers: PubSubTrigger[] } {
+  const storageTriggers: StorageTrigger[] = [];
+  const pubsubTriggers: PubSubTrigger[] = [];
+  for (const fn of buildPlan(config, { configFile: DEFAULT_CONFIG_FILE }).functions) {
+    const name = fn.name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    const destination = functionUrls[fn.name] as string;
+    // A delivery's deadline is the function's timeout, as the plan deploys it unless overridden.
+    const timeoutMs = timeoutOf(fn.name).timeoutMs ?? fn.timeoutSeconds * 1000;
+    if (fn.trigger.kind === 'storage') {
+      storageTriggers.push({ name, bucket: fn.trigger.bucket, destination, timeoutMs });
+    }
+    if (fn.trigger.kind === 'topic') {
+      pubsubTriggers.push({ name, project: config.project, topic: fn.trigger.topic, destination, timeoutMs });
+    }
+  }
+  return { storageTriggers, pubsubTriggers };
 }

@@ -47,6 +47,14 @@ export function plan(options: PlanOptions): void {
     );
   }
 
+  const unassigned = Object.entries(config.products).filter(([, settings]) => !settings.serviceAccount);
+  if (deployable && unassigned.length > 0) {
+    const [product] = unassigned[0] as [string, unknown];
+    throw new CliError(
+      `${configFile}: products.${product}.serviceAccount is required to deploy: the product's Batch jobs run as it (e.g. bw-${product}-jobs@${config.project}.iam.gserviceaccount.com)`,
+    );
+  }
+
   let planned = buildPlan(config, { configFile });
   if (options.client) {
     const [product, client, extra] = options.client.split('/');

@@ -424,12 +424,14 @@ export function clientPlan(plan: Plan, product: string, client: string): Plan {
   return {
     ...plan,
     services: [],
-    // The client's own account, and (uncreated) the accounts its grants name, e.g. the functions
-    // that publish to its topic.
+    // The client's own account, and (uncreated) the accounts its entries name: the functions
+    // that publish to its topic, the account its Scheduler jobs sign as.
     accounts: plan.accounts.flatMap((account) => {
       if (mine(account)) return [account];
-      const granted = plan.bindings.some((binding) => mine(binding) && binding.principal === account.key);
-      return granted ? [{ ...account, create: false }] : [];
+      const named =
+        plan.bindings.some((binding) => mine(binding) && binding.principal === account.key) ||
+        plan.schedulerJobs.some((job) => mine(job) && job.oidcServiceAccount === account.key);
+      return named ? [{ ...account, create: false }] : [];
     }),
     topics: plan.topics.filter(mine),
     subscriptions: plan.subscriptions.filter(mine),

@@ -80,7 +80,10 @@ export const ROLE_PERMISSIONS: Record<string, readonly string[]> = {
     'workflows.executions.get',
     'workflows.executions.list',
   ],
-  // https://cloud.google.com/iam/docs/roles-permissions/run
+  // https://cloud.google.com/iam/docs/roles-permissions/run (and https://cloud.google.com/run/docs/reference/iam/permissions:
+  // jobs.run with overrides needs run.jobs.runWithOverrides). Which Run permission the Workflows
+  // connector's wait on the run's operation takes is not documented there; run.operations.get
+  // (Cloud Run Viewer) is this table's reading, to confirm against a real project.
   'roles/run.invoker': ['run.jobs.run', 'run.routes.invoke'],
   'roles/run.jobsExecutorWithOverrides': [
     'run.executions.cancel',

@@ -14,7 +14,7 @@ interface CliResult {
   stderr: string;
 }
 
-const COMMANDS = ['dev', 'demo', 'upload', 'run', 'jobs', 'logs', 'tail', 'validate'];
+const COMMANDS = ['dev', 'demo', 'upload', 'run', 'jobs', 'logs', 'tail', 'validate', 'plan'];
 /** A stack frame line: what a user must never see for a mistake of theirs. */
 const STACK_FRAME = /^\s+at .+/m;
 
@@ -234,6 +234,32 @@ describe('batchwire validate', () => {
     expect(result.stderr).toMatch(
       new RegExp(`^\\S*bad-key\\.yaml:${line}: products\\.mlops-template\\.inference\\.maxTasks: `, 'm'),
     );
+  });
+});
+
+describe('batchwire plan', () => {
+  it('prints the plan of an environment’s config as JSON, and its gcloud script', async () => {
+    const json = await cli(['plan', '--config', 'deploy/prod.yaml', '--json']);
+    expect(json.code).toBe(0);
+    const plan = JSON.parse(json.stdout) as { configFile: string; functions: Array<{ runtime: string }> };
+    expect(plan.configFile).toBe('deploy/prod.yaml');
+    expect(plan.functions.map((fn) => fn.runtime)).toEqual(['nodejs22', 'nodejs22', 'nodejs22']);
+
+    const script = await cli(['plan', '--config', 'deploy/prod.yaml', '--format', 'gcloud']);
+    expect(script.code).toBe(0);
+    expect(script.stdout).toMatch(/^#!\/usr\/bin\/env bash\n/);
+    expect(script.stdout).toContain('--set-env-vars=BATCHWIRE_CONFIG=deploy/prod.yaml');
+  });
+
+  it('refuses to render the local config for deployment, in one line', async () => {
+    const result = await cli(['plan', '--format', 'gcloud']);
+    expect(result.code).toBe(1);
+    expect(lines(result.stderr)).toEqual([
+      expect.stringMatching(
+        /^batchwire: batchwire\.yaml has a local: section, which belongs to the local cloud only/,
+      ),
+    ]);
+    expect(result.stderr).not.toMatch(STACK_FRAME);
   });
 });
 

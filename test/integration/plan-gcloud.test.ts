@@ -38,7 +38,7 @@ function gcloudInvocationsOfEveryLine(lines: string[]): string[] {
   });
 }
 
-export function gcloudInvocations(script: string): string[] {
+function gcloudInvocations(script: string): string[] {
   const invocations = new Map<string, string>();
   for (const line of script.split('\n')) {
     const assigned = /^[A-Z_]+="\$\((gcloud .*)\)"$/.exec(line);
@@ -76,6 +76,27 @@ async function pool<T, R>(items: T[], size: number, work: (item: T) => Promise<R
 describe('the gcloud script, checked with the real gcloud and no credentials', () => {
   const sdkConfig = mkdtempSync(join(tmpdir(), 'bw-gcloud-'));
   afterAll(() => rmSync(sdkConfig, { recursive: true, force: true }));
+
+  it('uploads the environment’s config with the function sources, and never the local one', async () => {
+    // `gcloud meta list-files-for-upload` lists what `--source=.` uploads, honouring .gcloudignore.
+    const listed = await new Promise<string[]>((resolve, reject) => {
+      execFile(
+        'gcloud',
+        ['meta', 'list-files-for-upload', '.'],
+        {
+          cwd: ROOT,
+          env: { PATH: process.env.PATH, HOME: sdkConfig, CLOUDSDK_CONFIG: sdkConfig },
+          timeout: 60_000,
+        },
+        (error, stdout) => (error ? reject(error) : resolve(stdout.split('\n').filter(Boolean))),
+      );
+    });
+    expect(listed).toEqual(
+      expect.arrayContaining(['deploy/prod.yaml', 'package-lock.json', 'functions/index.ts']),
+    );
+    expect(listed).not.toContain('batchwire.yaml');
+    expect(listed.filter((file) => file.startsWith('test/') || file.startsWith('node_modules/'))).toEqual([]);
+  }, 90_000);
 
   it('has every command fail only for lack of credentials: no unknown flag, missing argument or bad value', async () => {
     const config = parseConfig(readFileSync(join(ROOT, 'deploy/prod.yaml'), 'utf8'), 'deploy/prod.yaml');
