@@ -710,7 +710,7 @@ if (samplesDir) {
       const ran = selfContained.length - unknown.length;
       console.log(
         [
-          `workflows-samples corpus: ${files.length} workflows`,
+          `Workflows corpus ${samplesDir}: ${files.length} workflows`,
           `  validate: ${validCount}/${files.length} (${((100 * validCount) / files.length).toFixed(1)}%)`,
           `  self-contained: ${selfContained.length}; with a documented result: ${ran}; returned it: ${ran - wrong.length}/${ran}`,
           ...invalid.map((line) => `  invalid: ${line}`),
