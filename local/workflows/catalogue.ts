@@ -76,9 +76,6 @@ export const CONNECTOR_APIS: ReadonlySet<string> = new Set([
 
 /** Call targets outside `googleapis.*` that are not standard library functions. */
 export const OTHER_CALL_TARGETS: ReadonlySet<string> = new Set([
-  // Callbacks: https://cloud.google.com/workflows/docs/reference/stdlib/events
-  'events.create_callback_endpoint',
-  'events.await_callback',
   // The Kubernetes API connector: https://cloud.google.com/workflows/docs/reference/googleapis/gke/Overview
   'gke.request',
   'gke.create_job',

@@ -2,6 +2,7 @@
  * The local Workflows interpreter: parse, validate and execute Cloud Workflows definitions.
  * The gRPC Executions service (server.ts) and `batchwire validate` use it through this module.
  */
+export { CONNECTOR_APIS, isKnownCallTarget, OTHER_CALL_TARGETS } from './catalogue.js';
 export { createLocalConnectors, LOCAL_CONNECTOR_NAMES, type LocalConnectorOptions } from './connectors.js';
 export {
   WorkflowCancelledError,

@@ -305,8 +305,11 @@ class Parser {
     const policy = keys.get('exception_policy');
     if (policy) {
       const value = this.string(policy, 'exception_policy');
-      if (value !== 'continueAll') this.fail(policy, `unsupported exception_policy "${value}"`);
-      out.exceptionPolicy = 'continueAll';
+      // `unhandled` names the default policy explicitly.
+      if (value !== 'continueAll' && value !== 'unhandled') {
+        this.fail(policy, `unsupported exception_policy "${value}" (unhandled or continueAll)`);
+      }
+      out.exceptionPolicy = value === 'continueAll' ? 'continueAll' : 'raise';
     }
     const limit = keys.get('concurrency_limit');
     if (limit) out.concurrencyLimit = this.template(limit);

@@ -4,6 +4,7 @@ import { basename, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { createLocalApiServer } from '../grpc/api-server.js';
 import { grpcError, loadGrpcPackage, loadProtoRoot, lookup } from '../grpc/protos.js';
+import { CallbackHub } from './callbacks.js';
 import { createLocalConnectors, httpError } from './connectors.js';
 import { WorkflowCancelledError, WorkflowRuntimeError, WorkflowSyntaxError } from './errors.js';
 import { executeWorkflow, systemClock } from './execute.js';
@@ -132,6 +133,8 @@ export async function startWorkflowsService(
   const clock = options.clock ?? systemClock;
   const emit = (activity: PlatformActivity) => options.onEvent?.(activity);
   const executions = new Map<string, ExecutionRecord>();
+  /** `events.create_callback_endpoint` URLs of every execution, on one loopback server. */
+  const callbacks = new CallbackHub();
   const location = `projects/${options.project}/locations/${options.region}`;
 
   function loadWorkflow(parent: string): { id: string; program: WorkflowProgram; revision: string } {
@@ -249,6 +252,7 @@ export async function startWorkflowsService(
           env,
           clock,
           signal: abort.signal,
+          callbacks,
           // `experimental.executions.map`: children run in this process (not listed as executions).
           runWorkflow: (childId, childArgument, signal) => {
             let child: WorkflowProgram;
@@ -261,6 +265,7 @@ export async function startWorkflowsService(
               connectors,
               env: { ...env, GOOGLE_CLOUD_WORKFLOW_ID: childId },
               clock,
+              callbacks,
               signal: signal ?? abort.signal,
             });
           },
@@ -396,6 +401,7 @@ export async function startWorkflowsService(
         if (record.resource.state === 'ACTIVE') record.abort.abort(new WorkflowCancelledError());
       }
       await Promise.allSettled([...executions.values()].map((record) => record.done));
+      await callbacks.close();
       await api.close();
     },
   };

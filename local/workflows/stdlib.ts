@@ -357,6 +357,19 @@ export const STDLIB: Record<string, StdlibFunction> = {
     ([method, url, headers, query, body, , timeout], { signal }) =>
       httpRequest({ method: str(method, 'method'), url, headers, query, body, timeout }, signal),
   ),
+  'events.create_callback_endpoint': fn(['http_callback_method'], 0, ([method], { runtime }) => {
+    if (!runtime.callbacks) throw noCallbacks();
+    return runtime.callbacks.create(
+      method === undefined || method === null ? 'POST' : str(method, 'http_callback_method'),
+    );
+  }),
+  'events.await_callback': fn(['callback', 'timeout'], 1, ([callback, timeout], { runtime, signal }) => {
+    if (!runtime.callbacks) throw noCallbacks();
+    const url = map(callback, 'callback').url;
+    const seconds =
+      timeout === undefined || timeout === null ? DEFAULT_CALLBACK_TIMEOUT_S : num(timeout, 'timeout');
+    return runtime.callbacks.await(str(url, 'callback.url'), seconds, signal);
+  }),
   'experimental.executions.map': fn(
     ['workflow_id', 'arguments'],
     2,
@@ -374,6 +387,13 @@ export const STDLIB: Record<string, StdlibFunction> = {
     },
   ),
 };
+
+/** Workflows waits 12 hours for a callback unless told otherwise. */
+const DEFAULT_CALLBACK_TIMEOUT_S = 43_200;
+
+function noCallbacks() {
+  return errorMap('UnsupportedError', 'events.* callbacks have no local stand-in in this runtime');
+}
 
 function httpFunction(method: string, params: string[]): StdlibFunction {
   return fn(params, 1, (args, { signal }) => {

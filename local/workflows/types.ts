@@ -1,3 +1,4 @@
+import type { CallbackHub } from './callbacks.js';
 import type { Expr } from './expression.js';
 
 /** How the interpreter waits and reads the time; tests hand in a fake one. */
@@ -33,6 +34,8 @@ export interface WorkflowRuntime {
    * without it, that function fails saying it has no local stand-in.
    */
   runWorkflow?(workflowId: string, argument: unknown, signal?: AbortSignal): Promise<unknown>;
+  /** Where `events.create_callback_endpoint` endpoints live; without it, callbacks have no local stand-in. */
+  callbacks?: CallbackHub;
 }
 
 /** A problem `validateWorkflow` found. */

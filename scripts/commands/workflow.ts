@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { CallbackHub } from '../../local/workflows/callbacks.js';
 import {
   type ConnectorRegistry,
   createLocalConnectors,
@@ -45,6 +46,7 @@ export async function runWorkflowFile(file: string, options: WorkflowRunOptions 
   if (platform) Object.assign(process.env, platform);
   const connectors = platform ? createLocalConnectors({ project, region }) : platformNotRunning();
 
+  const callbacks = new CallbackHub();
   const abort = new AbortController();
   const onSignal = () => abort.abort(new Error('interrupted'));
   process.once('SIGINT', onSignal);
@@ -61,6 +63,7 @@ export async function runWorkflowFile(file: string, options: WorkflowRunOptions 
     },
     clock: systemClock,
     signal: abort.signal,
+    callbacks,
     log: (entry: { severity: string; data: unknown }) =>
       process.stderr.write(
         `${JSON.stringify({ severity: entry.severity, workflow: workflowId, data: entry.data })}\n`,
@@ -81,6 +84,7 @@ export async function runWorkflowFile(file: string, options: WorkflowRunOptions 
     }
     throw err;
   } finally {
+    await callbacks.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

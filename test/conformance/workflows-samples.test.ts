@@ -2,8 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { CallbackHub } from '../../local/workflows/callbacks.js';
 import {
   type Clock,
   executeWorkflow,
@@ -583,6 +584,94 @@ main:
     expect(await run(source)).toBe('stopped');
     expect(seen).toEqual([-14.5, -13.5, -12.5, -11.5]);
   });
+
+  it('callbacks (docs: "Wait using callbacks", creating-callback-endpoints): the awaited request comes back to the workflow', async () => {
+    const hub = new CallbackHub();
+    const logged: unknown[] = [];
+    const source = `
+- create:
+    call: events.create_callback_endpoint
+    args:
+      http_callback_method: POST
+    result: callback_details
+- tell:
+    call: sys.log
+    args:
+      text: \${callback_details.url}
+- wait:
+    call: events.await_callback
+    args:
+      callback: \${callback_details}
+      timeout: 3600
+    result: callback_request
+- done:
+    return: \${[callback_request.http_request.method, callback_request.http_request.body, callback_request.type]}
+`;
+    const program = parseWorkflow(source, 'callback.yaml');
+    expect(validateWorkflow(program)).toEqual([]);
+    try {
+      const execution = executeWorkflow(program, null, {
+        connectors: {},
+        env: {},
+        clock: recordingClock(),
+        callbacks: hub,
+        log: (entry) => logged.push(entry.data),
+      });
+      await vi.waitFor(() => expect(logged).toHaveLength(1));
+      const url = logged[0] as string;
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callbacks\//);
+      // The wrong method is refused; the right one is answered 200 and handed to the await.
+      expect((await fetch(url, { method: 'GET' })).status).toBe(405);
+      const answer = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ approved: true }),
+      });
+      expect(answer.status).toBe(200);
+      expect(await execution).toEqual(['POST', { approved: true }, 'HTTP']);
+    } finally {
+      await hub.close();
+    }
+  });
+
+  it('callbacks: a timeout raises TimeoutError, and a runtime without callbacks says it has no local stand-in', async () => {
+    const hub = new CallbackHub();
+    const source = `
+- create:
+    call: events.create_callback_endpoint
+    result: cb
+- wait:
+    try:
+      call: events.await_callback
+      args:
+        callback: \${cb}
+        timeout: 0.05
+    except:
+      as: e
+      steps:
+        - out:
+            return: \${e.tags}
+`;
+    const program = parseWorkflow(source, 'callback.yaml');
+    try {
+      expect(
+        await executeWorkflow(program, null, {
+          connectors: {},
+          env: {},
+          clock: recordingClock(),
+          callbacks: hub,
+        }),
+      ).toEqual(['TimeoutError']);
+    } finally {
+      await hub.close();
+    }
+    const error = await executeWorkflow(program, null, {
+      connectors: {},
+      env: {},
+      clock: recordingClock(),
+    }).catch((e: unknown) => e);
+    expect((error as WorkflowRuntimeError).context).toContain('no local stand-in');
+  });
 });
 
 // ---- the published corpus, measured without committing it ------------------------------------
@@ -710,7 +799,7 @@ if (samplesDir) {
       const ran = selfContained.length - unknown.length;
       console.log(
         [
-          `workflows-samples corpus: ${files.length} workflows`,
+          `Workflows corpus ${samplesDir}: ${files.length} workflows`,
           `  validate: ${validCount}/${files.length} (${((100 * validCount) / files.length).toFixed(1)}%)`,
           `  self-contained: ${selfContained.length}; with a documented result: ${ran}; returned it: ${ran - wrong.length}/${ran}`,
           ...invalid.map((line) => `  invalid: ${line}`),

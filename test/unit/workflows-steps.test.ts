@@ -548,6 +548,7 @@ identity:
 
   it.each([
     ['the default exception policy', ''],
+    ['exception_policy: unhandled', 'exception_policy: unhandled'],
     ['exception_policy: continueAll', 'exception_policy: continueAll'],
   ])(
     'parallel with %s: every branch runs, then UnhandledBranchError lists the failed ones',
