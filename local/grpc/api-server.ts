@@ -43,6 +43,9 @@ export function createLocalApiServer(root: protobuf.Root, httpRules: HttpRule[] 
   const tcp = createNetServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    // A peer that resets the connection must not take the service down: without a listener,
+    // a socket 'error' event throws.
+    socket.on('error', () => socket.destroy());
     let seen = Buffer.alloc(0);
     const sniff = (chunk: Buffer) => {
       seen = Buffer.concat([seen, chunk]);

@@ -276,11 +276,30 @@ function dropDefaults(message: protobuf.Message, type: protobuf.Type): void {
   }
 }
 
+/** The largest request body read (Google's APIs refuse far smaller ones; this only bounds memory). */
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      // Past the limit the rest is read and dropped, so the answer still reaches the caller.
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (size > MAX_BODY_BYTES) {
+        reject(
+          new TranscodeError(
+            grpc.status.INVALID_ARGUMENT,
+            `Request payload size exceeds the limit: ${MAX_BODY_BYTES} bytes.`,
+          ),
+        );
+      } else {
+        resolve(Buffer.concat(chunks).toString('utf8'));
+      }
+    });
     req.on('error', reject);
   });
 }

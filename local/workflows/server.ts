@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { createLocalApiServer } from '../grpc/api-server.js';
+import { paginate } from '../grpc/paging.js';
 import { grpcError, loadGrpcPackage, loadProtoRoot, lookup } from '../grpc/protos.js';
 import { CallbackHub } from './callbacks.js';
 import { createLocalConnectors, httpError } from './connectors.js';
@@ -357,14 +358,17 @@ export async function startWorkflowsService(
             (record) => record.resource.name.startsWith(`${request.parent}/executions/`) && matches(record),
           )
           .sort((a, b) => b.createdAt - a.createdAt);
-        const offset = Number(request.page_token || 0);
-        const size = Math.min(request.page_size || 100, request.view === 'FULL' ? 100 : 1000);
-        const page = all.slice(offset, offset + size);
+        // Workflows' page sizes: default 100, at most 100 in the FULL view and 1000 in BASIC.
+        const { page, next_page_token } = paginate(all, request, {
+          scope: `${request.parent}\t${request.filter ?? ''}`,
+          defaultSize: 100,
+          max: request.view === 'FULL' ? 100 : 1000,
+        });
         return {
           executions: page.map((record) =>
             request.view === 'FULL' ? record.resource : basicView(record.resource),
           ),
-          next_page_token: offset + size < all.length ? String(offset + size) : '',
+          next_page_token,
         };
       },
     ),

@@ -93,7 +93,8 @@ describe.concurrent('gcloud batch jobs', () => {
     // reference/batch/jobs/describe, reference/batch/jobs/list, reference/batch/tasks/list
     const [described, listed, tasks, table] = await Promise.all([
       gcloud(['batch', 'jobs', 'describe', 'from-config', '--location', LOCATION, '--format=json']),
-      gcloud(['batch', 'jobs', 'list', '--location', LOCATION, '--format=json']),
+      // --page-size=1: gcloud follows nextPageToken through one page per job.
+      gcloud(['batch', 'jobs', 'list', '--location', LOCATION, '--page-size=1', '--format=json']),
       gcloud(['batch', 'tasks', 'list', '--job', 'from-config', '--location', LOCATION, '--format=json']),
       gcloud(['batch', 'jobs', 'list', '--location', LOCATION]),
     ]);
