@@ -330,6 +330,13 @@ export function buildPlan(config: Config, options: BuildPlanOptions): Plan {
       });
       bind(key, 'roles/pubsub.subscriber', { type: 'subscription', subscription }, scope);
       bind('functions', 'roles/pubsub.publisher', { type: 'topic', topic }, scope);
+      // onComplete lists a finished job's outputs into a manifest beside them (the result event
+      // carries its URI): create-only, and only under this client's outputs.
+      bind('functions', 'roles/storage.objectCreator', { type: 'bucket', bucket }, scope, {
+        title: `writes output manifests under ${clientPrefix}outputs/ only`,
+        objectPrefix: `${clientPrefix}outputs/`,
+        listPrefix: false,
+      });
     }
   }
   if (anyRunJob) bind('workflows', 'roles/run.viewer', { type: 'project' }, {});

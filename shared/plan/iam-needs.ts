@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import { OUTPUTS_MANIFEST_FILE } from '../domain/output-event.js';
 import { BOOKKEEPING_PREFIX } from './build-plan.js';
 import { roleGrants } from './iam-roles.js';
 import {
@@ -248,6 +249,15 @@ export function principalNeeds(config: Config): Need[] {
         ...adapterNeeds('functions', 'onComplete', 'ObjectStore', 'readText', {
           bucket,
           object: resultClaim,
+        }),
+        // The list of a job's outputs, written once next to them, where the client reads it.
+        ...adapterNeeds('functions', 'onComplete', 'ObjectStore', 'createIfAbsent', {
+          bucket,
+          object: `${prefix}outputs/job/${OUTPUTS_MANIFEST_FILE}`,
+        }),
+        ...adapterNeeds('functions', 'onComplete', 'ObjectStore', 'readText', {
+          bucket,
+          object: `${prefix}outputs/job/${OUTPUTS_MANIFEST_FILE}`,
         }),
         ...adapterNeeds('functions', 'onComplete', 'Publisher', 'publish', { topic }),
       );

@@ -220,6 +220,7 @@ describe('onboarding a client', () => {
       'client:mlops-template/initech roles/storage.objectViewer',
       'client:mlops-template/initech roles/pubsub.subscriber',
       'functions roles/pubsub.publisher',
+      'functions roles/storage.objectCreator',
     ]);
     expect(onboarding.schedulerJobs.map((job) => job.id)).toEqual(['bw-mlops-template-train-initech']);
   });
@@ -231,7 +232,7 @@ describe('onboarding a client', () => {
       client: 'mlops-template/initech',
     });
     const commands = client.split('\n').filter((line) => line.startsWith('gcloud '));
-    expect(commands.length).toBe(1 + 1 + 1 + 4 + 1);
+    expect(commands.length).toBe(1 + 1 + 1 + 5 + 1);
     for (const line of commands) {
       expect(full).toContain(line);
       expect(line).toContain('initech');
