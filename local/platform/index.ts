@@ -251,25 +251,34 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     });
     stack.push(() => workflows.close());
 
-    const functionUrls: Record<string, string> = {};
+    // The three start together (each is its own process, as each is its own Cloud Function): a
+    // cold start is seconds of module loading, and nothing orders them.
+    const started = await Promise.allSettled(
+      FUNCTION_NAMES.map((name) =>
+        superviseFunction({
+          name,
+          port: ports[name],
+          sourceDir: options.rootDir,
+          env: clientEnv,
+          onLine: (line) => options.console.functionLine(name, line),
+          onEvent: (message) => report({ kind: 'platform', message, function: name }),
+          shouldRestart: () => stopping === undefined,
+          onHealth: (changed) => {
+            for (const listener of healthListeners) listener(changed);
+          },
+        }),
+      ),
+    );
     const functions: SupervisedFunction[] = [];
-    for (const name of FUNCTION_NAMES) {
-      const fn = await superviseFunction({
-        name,
-        port: ports[name],
-        sourceDir: options.rootDir,
-        env: clientEnv,
-        onLine: (line) => options.console.functionLine(name, line),
-        onEvent: (message) => report({ kind: 'platform', message, function: name }),
-        shouldRestart: () => stopping === undefined,
-        onHealth: (changed) => {
-          for (const listener of healthListeners) listener(changed);
-        },
-      });
-      stack.push(() => fn.stop());
-      functions.push(fn);
-      functionUrls[name] = fn.url;
+    const functionUrls: Record<string, string> = {};
+    for (const outcome of started) {
+      if (outcome.status !== 'fulfilled') continue;
+      stack.push(() => outcome.value.stop());
+      functions.push(outcome.value);
+      functionUrls[outcome.value.name] = outcome.value.url;
     }
+    const failed = started.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
 
     await provision(config, { storageUrl: storage.url });
 

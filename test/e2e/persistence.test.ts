@@ -47,7 +47,10 @@ afterAll(async () => {
 });
 
 describe('batchwire dev --data', () => {
-  it('keeps buckets and job records across a restart, and stops its own Pub/Sub emulator', async () => {
+  // Two cold starts of the whole platform, each up to ~45 s on a loaded 2-core machine.
+  it('keeps buckets and job records across a restart, and stops its own Pub/Sub emulator', {
+    timeout: 180_000,
+  }, async () => {
     // Arrange: a platform with its own emulator and a data folder; one upload run to its end.
     const first = await startCliPlatform({
       config: CONFIG_PATH,
