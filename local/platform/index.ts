@@ -169,9 +169,22 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       // so a start that fails after this, or a crash, restores the same messages again
       // (at least once) rather than losing them.
       const snapshotFile = join(dataDir, 'pubsub', 'snapshot.json');
-      const saved = readPubSubSnapshotFile(snapshotFile);
+      let saved: ReturnType<typeof readPubSubSnapshotFile>;
+      try {
+        saved = readPubSubSnapshotFile(snapshotFile);
+      } catch (err) {
+        throw new Error(
+          `could not read the Pub/Sub snapshot ${snapshotFile} (${(err as Error).message}); move that file away to start without the messages it holds`,
+          { cause: err },
+        );
+      }
       if (saved) {
-        await restorePubSubSnapshot(pubsub.host, saved);
+        await restorePubSubSnapshot(pubsub.host, saved).catch((err: Error) => {
+          throw new Error(
+            `could not restore Pub/Sub from ${snapshotFile} (${err.message}); move that file away to start without the messages it holds`,
+            { cause: err },
+          );
+        });
         const backlog = saved.subscriptions.reduce((sum, s) => sum + s.backlog.length, 0);
         report({
           kind: 'platform',
@@ -315,19 +328,30 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     stack.push(() => router.close(options.drainMs === undefined ? {} : { drainMs: options.drainMs }));
     await batch.releaseRestartNotifications();
     if (dataDir) {
-      const found = await reconcile(config, {
+      // In the background: the platform is ready meanwhile (everything it redelivers goes through
+      // the router like any event), and a stop waits for it. What it reads is durable, so a
+      // reconcile cut short is simply done again by the next start.
+      const reconciling = reconcile(config, {
         storageUrl: storage.url,
         batchHost: `127.0.0.1:${ports.batch}`,
         redeliverFinalize: (object) => router.redeliverFinalize(object),
         startedAt,
-      });
-      if (found.inputsRedelivered.length + found.jobsRenotified.length > 0) {
-        report({
-          kind: 'platform',
-          message: `reconciled: ${found.inputsRedelivered.length} inputs without a job sent to onUpload again, ${found.jobsRenotified.length} finished jobs without a published result notified again`,
-          ...found,
-        });
-      }
+      }).then(
+        (found) => {
+          if (found.inputsRedelivered.length + found.jobsRenotified.length === 0) return;
+          report({
+            kind: 'platform',
+            message: `reconciled: ${found.inputsRedelivered.length} inputs without a job sent to onUpload again, ${found.jobsRenotified.length} finished jobs without a published result notified again`,
+            ...found,
+          });
+        },
+        (err: Error) =>
+          report({
+            kind: 'platform',
+            message: `reconcile failed (the next start tries again): ${err.message}`,
+          }),
+      );
+      stack.push(() => reconciling);
     }
 
     const scheduler = startScheduler({

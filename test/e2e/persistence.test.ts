@@ -55,6 +55,8 @@ describe('batchwire dev --data', () => {
     const first = await startCliPlatform({
       config: CONFIG_PATH,
       ownPubSub: true,
+      // A cold start takes up to a minute on a loaded 2-core machine.
+      timeoutMs: 120_000,
       extraArgs: ['--data', dataDir],
     });
     running.push(first);
@@ -86,6 +88,8 @@ describe('batchwire dev --data', () => {
     const second = await startCliPlatform({
       config: CONFIG_PATH,
       ownPubSub: true,
+      // A cold start takes up to a minute on a loaded 2-core machine.
+      timeoutMs: 120_000,
       extraArgs: ['--data', dataDir],
     });
     running.push(second);
