@@ -161,7 +161,11 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       project: config.project,
       ...(dataDir ? { dataDir: join(dataDir, 'pubsub') } : {}),
     });
-    stack.push(() => pubsub.stop());
+    stack.push(async () => {
+      await pubsub.stop();
+      // A stopped emulator of ours must not look like someone else's to a later start.
+      if (ownsPubSub) delete process.env.PUBSUB_EMULATOR_HOST;
+    });
     process.env.PUBSUB_EMULATOR_HOST = pubsub.host;
     if (dataDir && ownsPubSub) {
       // Restored before anything publishes or subscribes; saved at stop once nothing consumes
@@ -173,14 +177,14 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       try {
         saved = readPubSubSnapshotFile(snapshotFile);
       } catch (err) {
-        throw new Error(
+        throw new PermanentError(
           `could not read the Pub/Sub snapshot ${snapshotFile} (${(err as Error).message}); move that file away to start without the messages it holds`,
           { cause: err },
         );
       }
       if (saved) {
         await restorePubSubSnapshot(pubsub.host, saved).catch((err: Error) => {
-          throw new Error(
+          throw new PermanentError(
             `could not restore Pub/Sub from ${snapshotFile} (${err.message}); move that file away to start without the messages it holds`,
             { cause: err },
           );
