@@ -199,8 +199,8 @@ export async function startEventarcRouter(options: EventarcRouterOptions): Promi
     });
     subscription.on('message', (message: Message) => {
       if (draining) {
-        // Stopping: leave it to the next start (the subscription keeps it, unacked).
-        message.nack();
+        // Stopping: left unacked for the next start. Not nacked now, which would only have the
+        // emulator hand it straight back; closing the subscription nacks what it still holds.
         return;
       }
       const event = messagePublishedEvent(trigger, subscription.name, message);

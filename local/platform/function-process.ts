@@ -57,7 +57,14 @@ export async function startFunctionProcess(options: {
   }
   const url = `http://127.0.0.1:${options.port}`;
   try {
-    await waitForHttp(url, () => exited, `${options.name} (functions-framework on port ${options.port})`);
+    // A cold start loads the whole package; on a busy machine (three of them start at once) that
+    // can take tens of seconds, and a process that dies is noticed at once anyway.
+    await waitForHttp(
+      url,
+      () => exited,
+      `${options.name} (functions-framework on port ${options.port})`,
+      60_000,
+    );
   } catch (err) {
     if (!exited) child.kill('SIGKILL');
     await exit;

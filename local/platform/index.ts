@@ -181,7 +181,11 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       project: config.project,
       ...(dataDir ? { dataDir: join(dataDir, 'pubsub') } : {}),
     });
-    stack.push(() => pubsub.stop());
+    stack.push(async () => {
+      await pubsub.stop();
+      // A stopped emulator of ours must not look like someone else's to a later start.
+      if (ownsPubSub) delete process.env.PUBSUB_EMULATOR_HOST;
+    });
     process.env.PUBSUB_EMULATOR_HOST = pubsub.host;
     if (dataDir && ownsPubSub) {
       // Restored before anything publishes or subscribes; saved at stop once nothing consumes
@@ -189,9 +193,22 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       // so a start that fails after this, or a crash, restores the same messages again
       // (at least once) rather than losing them.
       const snapshotFile = join(dataDir, 'pubsub', 'snapshot.json');
-      const saved = readPubSubSnapshotFile(snapshotFile);
+      let saved: ReturnType<typeof readPubSubSnapshotFile>;
+      try {
+        saved = readPubSubSnapshotFile(snapshotFile);
+      } catch (err) {
+        throw new PermanentError(
+          `could not read the Pub/Sub snapshot ${snapshotFile} (${(err as Error).message}); move that file away to start without the messages it holds`,
+          { cause: err },
+        );
+      }
       if (saved) {
-        await restorePubSubSnapshot(pubsub.host, saved);
+        await restorePubSubSnapshot(pubsub.host, saved).catch((err: Error) => {
+          throw new PermanentError(
+            `could not restore Pub/Sub from ${snapshotFile} (${err.message}); move that file away to start without the messages it holds`,
+            { cause: err },
+          );
+        });
         const backlog = saved.subscriptions.reduce((sum, s) => sum + s.backlog.length, 0);
         report({
           kind: 'platform',
@@ -283,25 +300,34 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     });
     stack.push(() => workflows.close());
 
-    const functionUrls: Record<string, string> = {};
+    // The three start together (each is its own process, as each is its own Cloud Function): a
+    // cold start is seconds of module loading, and nothing orders them.
+    const started = await Promise.allSettled(
+      FUNCTION_NAMES.map((name) =>
+        superviseFunction({
+          name,
+          port: ports[name],
+          sourceDir: options.rootDir,
+          env: clientEnv,
+          onLine: (line) => options.console.functionLine(name, line),
+          onEvent: (message) => report({ kind: 'platform', message, function: name }),
+          shouldRestart: () => stopping === undefined,
+          onHealth: (changed) => {
+            for (const listener of healthListeners) listener(changed);
+          },
+        }),
+      ),
+    );
     const functions: SupervisedFunction[] = [];
-    for (const name of FUNCTION_NAMES) {
-      const fn = await superviseFunction({
-        name,
-        port: ports[name],
-        sourceDir: options.rootDir,
-        env: clientEnv,
-        onLine: (line) => options.console.functionLine(name, line),
-        onEvent: (message) => report({ kind: 'platform', message, function: name }),
-        shouldRestart: () => stopping === undefined,
-        onHealth: (changed) => {
-          for (const listener of healthListeners) listener(changed);
-        },
-      });
-      stack.push(() => fn.stop());
-      functions.push(fn);
-      functionUrls[name] = fn.url;
+    const functionUrls: Record<string, string> = {};
+    for (const outcome of started) {
+      if (outcome.status !== 'fulfilled') continue;
+      stack.push(() => outcome.value.stop());
+      functions.push(outcome.value);
+      functionUrls[outcome.value.name] = outcome.value.url;
     }
+    const failed = started.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
 
     await provision(config, { storageUrl: storage.url });
 
@@ -323,19 +349,30 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     stack.push(() => router.close(options.drainMs === undefined ? {} : { drainMs: options.drainMs }));
     await batch.releaseRestartNotifications();
     if (dataDir) {
-      const found = await reconcile(config, {
+      // In the background: the platform is ready meanwhile (everything it redelivers goes through
+      // the router like any event), and a stop waits for it. What it reads is durable, so a
+      // reconcile cut short is simply done again by the next start.
+      const reconciling = reconcile(config, {
         storageUrl: storage.url,
         batchHost: `127.0.0.1:${ports.batch}`,
         redeliverFinalize: (object) => router.redeliverFinalize(object),
         startedAt,
-      });
-      if (found.inputsRedelivered.length + found.jobsRenotified.length > 0) {
-        report({
-          kind: 'platform',
-          message: `reconciled: ${found.inputsRedelivered.length} inputs without a job sent to onUpload again, ${found.jobsRenotified.length} finished jobs without a published result notified again`,
-          ...found,
-        });
-      }
+      }).then(
+        (found) => {
+          if (found.inputsRedelivered.length + found.jobsRenotified.length === 0) return;
+          report({
+            kind: 'platform',
+            message: `reconciled: ${found.inputsRedelivered.length} inputs without a job sent to onUpload again, ${found.jobsRenotified.length} finished jobs without a published result notified again`,
+            ...found,
+          });
+        },
+        (err: Error) =>
+          report({
+            kind: 'platform',
+            message: `reconcile failed (the next start tries again): ${err.message}`,
+          }),
+      );
+      stack.push(() => reconciling);
     }
 
     const scheduler = startScheduler({

@@ -99,6 +99,8 @@ export async function readPubSubSnapshot(host: string, project: string): Promise
     for (const subscription of subscriptions) {
       const name = subscription.name as string;
       const topic = subscription.topic as string;
+      // A subscription whose topic was deleted receives nothing more and cannot be created again.
+      if (topic === '_deleted-topic_') continue;
       if (subscription.pushConfig?.pushEndpoint) {
         await subscriber.modifyPushConfig({ subscription: name, pushConfig: {} });
       }

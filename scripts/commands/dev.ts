@@ -16,6 +16,8 @@ export interface DevOptions {
 
 /** The longest a stop may take before `batchwire dev` exits anyway. */
 const STOP_TIMEOUT_MS = 90_000;
+/** After a failed start (already cleaned up, error printed), exit at the latest this much later. */
+const FAILED_START_EXIT_MS = 5_000;
 
 /** `batchwire dev`: runs the whole platform until Ctrl-C (SIGINT) or SIGTERM. */
 export async function dev(options: DevOptions): Promise<void> {
@@ -25,13 +27,21 @@ export async function dev(options: DevOptions): Promise<void> {
     kind: 'platform',
     message: `starting Batchwire for project ${config.project} (config ${path})`,
   });
-  const platform = await startLocalPlatform({
-    ports: options.ports,
-    ...(options.data ? { dataDir: options.data } : {}),
-    schedules: options.schedules ?? true,
-    ...(options.maxTasks === undefined ? {} : { maxTasks: options.maxTasks }),
-    console: devConsole,
-  });
+  let platform: Awaited<ReturnType<typeof startLocalPlatform>>;
+  try {
+    platform = await startLocalPlatform({
+      ports: options.ports,
+      ...(options.data ? { dataDir: options.data } : {}),
+      schedules: options.schedules ?? true,
+      ...(options.maxTasks === undefined ? {} : { maxTasks: options.maxTasks }),
+      console: devConsole,
+    });
+  } catch (err) {
+    // The failed start stopped what it had started; whatever handle is left (a half-opened
+    // server, an idle client channel) must not keep the terminal, or a supervisor, waiting.
+    setTimeout(() => process.exit(1), FAILED_START_EXIT_MS).unref();
+    throw err;
+  }
 
   const { env } = platform;
   devConsole.activity({

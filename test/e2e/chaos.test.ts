@@ -79,6 +79,8 @@ describe('chaos: a burst, a killed function and a restart', () => {
     const first = await startCliPlatform({
       config: CONFIG_PATH,
       ownPubSub: true,
+      // A cold start takes up to a minute on a loaded 2-core machine.
+      timeoutMs: 120_000,
       extraArgs: ['--data', dataDir],
     });
     platforms.push(first);
@@ -153,6 +155,8 @@ describe('chaos: a burst, a killed function and a restart', () => {
     const second = await startCliPlatform({
       config: CONFIG_PATH,
       ownPubSub: true,
+      // A cold start takes up to a minute on a loaded 2-core machine.
+      timeoutMs: 120_000,
       portArgs: first.portArgs,
       extraArgs: ['--data', dataDir],
     });

@@ -47,11 +47,16 @@ afterAll(async () => {
 });
 
 describe('batchwire dev --data', () => {
-  it('keeps buckets and job records across a restart, and stops its own Pub/Sub emulator', async () => {
+  // Two cold starts of the whole platform, each up to ~45 s on a loaded 2-core machine.
+  it('keeps buckets and job records across a restart, and stops its own Pub/Sub emulator', {
+    timeout: 180_000,
+  }, async () => {
     // Arrange: a platform with its own emulator and a data folder; one upload run to its end.
     const first = await startCliPlatform({
       config: CONFIG_PATH,
       ownPubSub: true,
+      // A cold start takes up to a minute on a loaded 2-core machine.
+      timeoutMs: 120_000,
       extraArgs: ['--data', dataDir],
     });
     running.push(first);
@@ -83,6 +88,8 @@ describe('batchwire dev --data', () => {
     const second = await startCliPlatform({
       config: CONFIG_PATH,
       ownPubSub: true,
+      // A cold start takes up to a minute on a loaded 2-core machine.
+      timeoutMs: 120_000,
       extraArgs: ['--data', dataDir],
     });
     running.push(second);

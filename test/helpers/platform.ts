@@ -58,6 +58,10 @@ export interface CliPlatform {
   terminate(): Promise<number | null>;
   /** The `--*-port` arguments it was started with: pass them to a restart to keep its addresses. */
   portArgs: string[];
+  /** The `batchwire dev` process id. */
+  pid: number;
+  /** Resolves with the exit code once the process exited, however it was stopped. */
+  exited: Promise<number | null>;
   /** Stops (if running) and removes the working directory. */
   dispose(): Promise<void>;
 }
@@ -77,6 +81,8 @@ export async function startCliPlatform(options: {
   workDir?: string;
   /** Reuse these `--*-port` arguments (a restart on the same addresses) instead of free ports. */
   portArgs?: string[];
+  /** Run it as the leader of its own process group (its `pid` is then the group id). */
+  detached?: boolean;
 }): Promise<CliPlatform> {
   const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'batchwire-e2e-'));
   const envFile = join(workDir, '.batchwire', 'env');
@@ -98,6 +104,7 @@ export async function startCliPlatform(options: {
       cwd: workDir,
       env: childEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.detached ?? false,
     },
   );
   child.stdout?.on('data', (chunk) => {
@@ -136,6 +143,8 @@ export async function startCliPlatform(options: {
       return exited;
     },
     portArgs,
+    pid: child.pid as number,
+    exited,
     async dispose() {
       if (!hasExited) child.kill('SIGINT');
       await exited;
