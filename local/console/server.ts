@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { PubSub } from '@google-cloud/pubsub';
 import { grpcClientOptions } from '../../shared/clients/endpoints.js';
 import type { Config } from '../../shared/config/schema.js';
+import { parseObjectName } from '../../shared/domain/object-path.js';
 import { outputTopic } from '../../shared/domain/output-topic.js';
 import { type HealthCallback, type ServiceProbe, startHealthMonitor } from './health.js';
 import { createJobsCache } from './jobs-cache.js';
@@ -497,7 +498,9 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
   return {
     url: `http://127.0.0.1:${port}`,
     notify(activity) {
-      if (activity.kind === 'upload') bump(uploadsPerMinute);
+      // The platform reports every finalized object as 'upload'; outputs are not uploads.
+      if (activity.kind === 'upload' && isInputUpload(activity.message, config.bucket))
+        bump(uploadsPerMinute);
       if (/^(job|task)\b/.test(activity.kind)) jobsCache.invalidate();
       if (
         activity.kind === 'workflow.execution' &&
@@ -524,6 +527,15 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
       await Promise.allSettled([batch.close(), executions.close(), runExecutions.close(), pubsub.close()]);
     },
   };
+}
+
+/** Whether an upload activity (`gs://bucket/name (…)`) is a client's input. */
+function isInputUpload(message: string, bucket: string): boolean {
+  const prefix = `gs://${bucket}/`;
+  if (!message.startsWith(prefix)) return false;
+  // Names may hold spaces: cut at the " (generation" the platform appends.
+  const name = message.slice(prefix.length).replace(/ \(generation .*$/, '');
+  return parseObjectName(name).kind === 'input';
 }
 
 function optional<K extends string>(key: K, value: string | null): Partial<Record<K, string>> {
