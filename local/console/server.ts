@@ -356,10 +356,19 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
         workflows.add('workflow' in flow.target ? flow.target.workflow : 'run-job');
       }
     }
+    const errors: string[] = [];
     const runs = (
-      await Promise.all([...workflows].map((workflow) => reader.executions(workflow, 50)))
+      await Promise.all(
+        [...workflows].map((workflow) =>
+          reader.executions(workflow, 50).catch((err: Error & { details?: string }) => {
+            errors.push(`could not list the runs of workflow ${workflow}: ${err.details || err.message}`);
+            return [];
+          }),
+        ),
+      )
     ).flat();
     return {
+      errors,
       schedules: schedules.map((job) => {
         const body = JSON.parse(
           Buffer.from(job.httpTarget?.body ?? '', 'base64').toString('utf8') || '{}',
