@@ -191,6 +191,13 @@ describe('the web console', () => {
     expect(await page.getByRole('button', { name: 'Cancel job' }).isDisabled()).toBe(true);
   });
 
+  it('shows a rejected upload with its reason on the Storage page', async () => {
+    await dropFile('mlops-template', 'acme', 'notes.txt', 'not a model input\n');
+    const rejected = page.locator('table', { hasText: 'notes.txt' });
+    await expect.poll(() => rejected.textContent(), { timeout: 30_000 }).toContain('bad-extension');
+    await shot('storage');
+  });
+
   it('refuses a change that does not come from the console itself', async () => {
     // Another site in the same browser posting to the console: the Origin header gives it away.
     const crossSite = await fetch(
