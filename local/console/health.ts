@@ -14,6 +14,8 @@ export interface ServiceHealth {
   /** In plain words, why it is down; '' when up. */
   detail: string;
   checked: string;
+  /** The last time it was seen down and why, kept after it recovers (a restarted function). */
+  lastDown: { time: string; detail: string } | null;
 }
 
 /** What the platform may tell the console itself (e.g. a supervisor that restarts functions). */
@@ -60,6 +62,7 @@ export function startHealthMonitor(options: {
     up: false,
     detail: 'not checked yet',
     checked: '',
+    lastDown: null,
   }));
   let stopped = false;
   const check = async () => {
@@ -70,7 +73,11 @@ export function startHealthMonitor(options: {
         const probed = await probe(service.address);
         const up = probed.up && (own?.up ?? true);
         const detail = !probed.up ? probed.detail : own && !own.up ? (own.detail ?? 'reported down') : '';
-        return { ...service, up, detail, checked: new Date().toISOString() };
+        const checked = new Date().toISOString();
+        const before = current.find((known) => known.name === service.name);
+        // The first check is the start, not an incident.
+        const lastDown = !up && before?.checked ? { time: checked, detail } : (before?.lastDown ?? null);
+        return { ...service, up, detail, checked, lastDown };
       }),
     );
     const changed = next.some((service, i) => service.up !== current[i]?.up);

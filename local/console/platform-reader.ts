@@ -153,6 +153,37 @@ export interface JobFilter {
 /** A filter value must be a plain id or state: it goes into Batch's filter string. */
 const FILTER_VALUE = /^[A-Za-z0-9_-]{1,63}$/;
 
+/**
+ * One page of jobs, newest first, filtered by product, client, state and creation time. Works
+ * on the rows of one listJobs call that every open page shares (see jobs-cache.ts): Batch has
+ * no count and the local one no time filter, and 50 rows of 1,000 cost less to cut here than
+ * another call.
+ */
+export function pageJobs(
+  rows: JobRow[],
+  filter: JobFilter,
+): { jobs: JobRow[]; nextPageToken: string; total: number } {
+  for (const key of ['product', 'client', 'state'] as const) {
+    const value = filter[key];
+    if (value && !FILTER_VALUE.test(value)) throw new ConsoleInputError(`"${value}" is not a valid ${key}`);
+  }
+  const since = filter.since ? Date.parse(filter.since) : Number.NaN;
+  if (filter.since && Number.isNaN(since))
+    throw new ConsoleInputError(`"${filter.since}" is not a date and time`);
+  const offset = filter.pageToken ? Number(filter.pageToken) : 0;
+  if (!Number.isInteger(offset) || offset < 0) throw new ConsoleInputError('invalid page token');
+  const matching = rows.filter(
+    (job) =>
+      (!filter.product || job.product === filter.product) &&
+      (!filter.client || job.client === filter.client) &&
+      (!filter.state || job.state === filter.state) &&
+      (Number.isNaN(since) || Date.parse(job.created) >= since),
+  );
+  const page = matching.slice(offset, offset + filter.pageSize);
+  const next = offset + filter.pageSize < matching.length ? String(offset + filter.pageSize) : '';
+  return { jobs: page, nextPageToken: next, total: matching.length };
+}
+
 export class ConsoleInputError extends Error {
   override readonly name = 'ConsoleInputError';
 }
@@ -169,34 +200,6 @@ export function createPlatformReader(config: Config, clients: PlatformClients) {
     parent,
 
     listAllJobs,
-
-    /**
-     * One page of jobs, newest first. Product, client and state go to Batch's own filter and
-     * paging; a time bound (which Batch's local filter lacks) is applied to the ordered list.
-     */
-    async listJobs(filter: JobFilter): Promise<{ jobs: JobRow[]; nextPageToken: string; total: number }> {
-      const clauses: string[] = [];
-      for (const [key, field] of [
-        ['product', 'labels.product'],
-        ['client', 'labels.client'],
-        ['state', 'status.state'],
-      ] as const) {
-        const value = filter[key];
-        if (!value) continue;
-        if (!FILTER_VALUE.test(value)) throw new ConsoleInputError(`"${value}" is not a valid ${key}`);
-        clauses.push(`${field}="${value}"`);
-      }
-      const since = filter.since ? Date.parse(filter.since) : Number.NaN;
-      if (filter.since && Number.isNaN(since))
-        throw new ConsoleInputError(`"${filter.since}" is not a date and time`);
-      const offset = filter.pageToken ? Number(filter.pageToken) : 0;
-      if (!Number.isInteger(offset) || offset < 0) throw new ConsoleInputError('invalid page token');
-      const all = (await listAllJobs(clauses.join(' AND '))).map(jobRow);
-      const matching = Number.isNaN(since) ? all : all.filter((job) => Date.parse(job.created) >= since);
-      const page = matching.slice(offset, offset + filter.pageSize);
-      const next = offset + filter.pageSize < matching.length ? String(offset + filter.pageSize) : '';
-      return { jobs: page, nextPageToken: next, total: matching.length };
-    },
 
     async job(jobId: string) {
       if (!JOB_ID_PATTERN.test(jobId)) throw new ConsoleInputError(`"${jobId}" is not a job id`);

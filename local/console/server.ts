@@ -6,9 +6,11 @@ import { fileURLToPath } from 'node:url';
 import type { PubSub } from '@google-cloud/pubsub';
 import { grpcClientOptions } from '../../shared/clients/endpoints.js';
 import type { Config } from '../../shared/config/schema.js';
+import { parseObjectName } from '../../shared/domain/object-path.js';
 import { outputTopic } from '../../shared/plan/names.js';
 import { type HealthCallback, type ServiceProbe, startHealthMonitor } from './health.js';
-import { ConsoleInputError, createPlatformReader, type JobRow, jobRow } from './platform-reader.js';
+import { createJobsCache } from './jobs-cache.js';
+import { ConsoleInputError, createPlatformReader, type JobRow, jobRow, pageJobs } from './platform-reader.js';
 import { createStepRecorder } from './step-recorder.js';
 import { startTopicFeed, type TopicEvent } from './topic-feed.js';
 
@@ -104,6 +106,8 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     },
   });
 
+  const jobsCache = createJobsCache({ list: async () => (await reader.listAllJobs()).map(jobRow) });
+
   // Live: every open page holds one event stream.
   const streams = new Set<ServerResponse>();
   const broadcast = (event: string, data: unknown) => {
@@ -146,11 +150,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
   // Task slots in use: what Batch reports as RUNNING tasks, one listJobs call per sample.
   const sampleSlots = async () => {
     try {
-      const running = await reader.listAllJobs('status.state="RUNNING"');
-      const count = running.reduce(
-        (sum, job) => sum + Number(Object.values(job.status?.taskGroups ?? {})[0]?.counts?.RUNNING ?? 0),
-        0,
-      );
+      const count = (await jobsCache.rows()).reduce((sum, job) => sum + (job.taskCounts.RUNNING ?? 0), 0);
       slots.push({ time: new Date().toISOString(), running: count });
       if (slots.length > SLOT_SAMPLES) slots.shift();
     } catch {
@@ -192,7 +192,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
       const pageSize = Math.min(Number(url.searchParams.get('pageSize') ?? 50) || 50, 200);
       return json(
         response,
-        await reader.listJobs({
+        pageJobs(await jobsCache.rows(), {
           pageSize,
           ...optional('product', url.searchParams.get('product')),
           ...optional('client', url.searchParams.get('client')),
@@ -214,10 +214,12 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
         return streamLog(request, response, jobId, Number(jobMatch[3]), Number(jobMatch[4]));
       if (method === 'POST' && jobMatch[2] === 'cancel') {
         await reader.cancelJob(jobId);
+        jobsCache.invalidate();
         return json(response, { cancelled: jobId });
       }
       if (method === 'DELETE' && !jobMatch[2]) {
         await reader.deleteJob(jobId);
+        jobsCache.invalidate();
         return json(response, { deleted: jobId });
       }
     }
@@ -308,7 +310,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
 
   async function overview() {
     // One listJobs call for every count, one list per client for uploads and rejections.
-    const all: JobRow[] = (await reader.listAllJobs()).map(jobRow);
+    const all: JobRow[] = await jobsCache.rows();
     const products = await Promise.all(
       Object.entries(config.products).map(async ([product, settings]) => ({
         product,
@@ -354,10 +356,19 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
         workflows.add('workflow' in flow.target ? flow.target.workflow : 'run-job');
       }
     }
+    const errors: string[] = [];
     const runs = (
-      await Promise.all([...workflows].map((workflow) => reader.executions(workflow, 50)))
+      await Promise.all(
+        [...workflows].map((workflow) =>
+          reader.executions(workflow, 50).catch((err: Error & { details?: string }) => {
+            errors.push(`could not list the runs of workflow ${workflow}: ${err.details || err.message}`);
+            return [];
+          }),
+        ),
+      )
     ).flat();
     return {
+      errors,
       schedules: schedules.map((job) => {
         const body = JSON.parse(
           Buffer.from(job.httpTarget?.body ?? '', 'base64').toString('utf8') || '{}',
@@ -496,7 +507,10 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
   return {
     url: `http://127.0.0.1:${port}`,
     notify(activity) {
-      if (activity.kind === 'upload') bump(uploadsPerMinute);
+      // The platform reports every finalized object as 'upload'; outputs are not uploads.
+      if (activity.kind === 'upload' && isInputUpload(activity.message, config.bucket))
+        bump(uploadsPerMinute);
+      if (/^(job|task)\b/.test(activity.kind)) jobsCache.invalidate();
       if (
         activity.kind === 'workflow.execution' &&
         activity.state === 'ACTIVE' &&
@@ -522,6 +536,15 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
       await Promise.allSettled([batch.close(), executions.close(), runExecutions.close(), pubsub.close()]);
     },
   };
+}
+
+/** Whether an upload activity (`gs://bucket/name (…)`) is a client's input. */
+function isInputUpload(message: string, bucket: string): boolean {
+  const prefix = `gs://${bucket}/`;
+  if (!message.startsWith(prefix)) return false;
+  // Names may hold spaces: cut at the " (generation" the platform appends.
+  const name = message.slice(prefix.length).replace(/ \(generation .*$/, '');
+  return parseObjectName(name).kind === 'input';
 }
 
 function optional<K extends string>(key: K, value: string | null): Partial<Record<K, string>> {

@@ -40,14 +40,20 @@ export async function startTopicFeed(options: {
 }): Promise<TopicFeed> {
   const kept: TopicEvent[] = [];
   const subscriptions: Subscription[] = [];
-  for (const { topic, product, client } of options.topics) {
-    const name = `batchwire-console-${topic}`;
-    let subscription = options.pubsub.subscription(name);
-    try {
-      [subscription] = await options.pubsub.topic(topic).createSubscription(name);
-    } catch (err) {
-      if ((err as { code?: number }).code !== 6) throw err; // ALREADY_EXISTS: ours from a previous run
-    }
+  // One subscription per client topic, created together: the platform waits for them.
+  const created = await Promise.all(
+    options.topics.map(async ({ topic }) => {
+      const name = `batchwire-console-${topic}`;
+      try {
+        return (await options.pubsub.topic(topic).createSubscription(name))[0];
+      } catch (err) {
+        if ((err as { code?: number }).code !== 6) throw err; // ALREADY_EXISTS: ours from a previous run
+        return options.pubsub.subscription(name);
+      }
+    }),
+  );
+  for (const [i, { topic, product, client }] of options.topics.entries()) {
+    const subscription = created[i] as Subscription;
     subscription.on('message', (message: Message) => {
       message.ack();
       const attributes = { ...message.attributes };

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -113,7 +114,6 @@ describe('the web console', () => {
       performance.getEntriesByType('resource').map((entry) => new URL(entry.name).host),
     );
     expect(hosts.every((host) => host === new URL(consoleUrl).host)).toBe(true);
-    await shot('overview');
   });
 
   it('uploads a file by drag and drop and shows its job reach SUCCEEDED, its task log and its result event', async () => {
@@ -191,6 +191,13 @@ describe('the web console', () => {
     expect(await page.getByRole('button', { name: 'Cancel job' }).isDisabled()).toBe(true);
   });
 
+  it('shows a rejected upload with its reason on the Storage page', async () => {
+    await dropFile('mlops-template', 'acme', 'notes.txt', 'not a model input\n');
+    const rejected = page.locator('table', { hasText: 'notes.txt' });
+    await expect.poll(() => rejected.textContent(), { timeout: 30_000 }).toContain('bad-extension');
+    await shot('storage');
+  });
+
   it('refuses a change that does not come from the console itself', async () => {
     // Another site in the same browser posting to the console: the Origin header gives it away.
     const crossSite = await fetch(
@@ -208,6 +215,21 @@ describe('the web console', () => {
     const listing = await fetch(`${consoleUrl}/api/storage?prefix=mlops-template/acme/inputs/`);
     const { objects } = (await listing.json()) as { objects: Array<{ name: string }> };
     expect(objects.map((o) => o.name)).not.toContain('mlops-template/acme/inputs/planted.jsonl');
+  });
+
+  it('shows a crashed function as such on the Overview, live', async () => {
+    await page.goto(consoleUrl);
+    await expect.poll(() => page.locator('.health li.up').count(), { timeout: 15_000 }).toBe(9);
+    await shot('overview');
+    // Crash onComplete: kill the process that listens on its port (a grandchild of this test).
+    const port = new URL(platform.env.BATCHWIRE_ON_COMPLETE_URL as string).port;
+    const listening = execFileSync('ss', ['-Hltnp', `sport = :${port}`], { encoding: 'utf8' });
+    const pid = Number(/pid=(\d+)/.exec(listening)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid, 'SIGKILL');
+    // Down now, or (once the platform restarts crashed functions) down a moment ago.
+    const onComplete = page.locator('.health li', { hasText: 'onComplete' });
+    await expect.poll(() => onComplete.textContent(), { timeout: 15_000 }).toMatch(/not answering/);
   });
 
   it('shows an error from the platform where it happened, in plain words', async () => {

@@ -31,7 +31,7 @@ interface Schedule {
 }
 
 export function FlowsPage() {
-  const { data, error, reload } = useLive<{ schedules: Schedule[] }>('/api/flows');
+  const { data, error, reload } = useLive<{ schedules: Schedule[]; errors: string[] }>('/api/flows');
   const [running, setRunning] = useState('');
   const [outcome, setOutcome] = useState<Record<string, string>>({});
   const runNow = async (id: string) => {
@@ -60,6 +60,7 @@ export function FlowsPage() {
   return html`<div>
     <h1>Flows</h1>
     <${ErrorNote} error=${error} where="Reading Cloud Scheduler and Workflows" />
+    ${data?.errors.map((message) => html`<${ErrorNote} error=${message} where="Workflows" />`)}
     ${data?.schedules.map(
       (s) => html`<section class="panel" aria-labelledby=${`f-${s.id}`}>
         <h2 id=${`f-${s.id}`}>${s.request.flow} · ${s.request.product}${s.request.client ? ` / ${s.request.client}` : ''}</h2>

@@ -7,6 +7,7 @@ interface Health {
   address: string;
   up: boolean;
   detail: string;
+  lastDown: { time: string; detail: string } | null;
 }
 
 interface ClientSummary {
@@ -35,6 +36,7 @@ export function HealthPanel({ health }: { health: Health[] }) {
           <strong>${service.name}</strong>
           <span class="muted">${service.address}</span>
           <span>${service.up ? 'running' : `not answering — ${service.detail}`}</span>
+          ${service.up && service.lastDown ? html`<span class="was-down">was not answering at ${time(service.lastDown.time)}</span>` : null}
         </li>`,
       )}
     </ul>

@@ -88,7 +88,10 @@ function UploadPanel({
           `/api/upload?${new URLSearchParams({ product, client, name: file.name })}`,
           file,
         );
-        setStatus({ ok: true, text: `uploaded ${answer.uploaded}: its job appears under Jobs` });
+        setStatus({
+          ok: true,
+          text: `uploaded ${answer.uploaded}: onUpload checks it now: its job appears under Jobs, or its rejection below`,
+        });
       } catch (err) {
         setStatus({ ok: false, text: `could not upload ${file.name}: ${(err as Error).message}` });
       }
