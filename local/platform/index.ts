@@ -408,7 +408,11 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
         { name: 'Cloud Run', address: `127.0.0.1:${ports.run}` },
         { name: 'Cloud Scheduler', address: schedulerApi.url },
       ],
-      ...(options.health ? { health: options.health } : {}),
+      // The supervisor knows what a port probe cannot: a function restarting or crashed.
+      health: async () => ({
+        ...Object.fromEntries(functions.map((fn) => [fn.name, supervisedHealth(fn.health())])),
+        ...(await options.health?.()),
+      }),
     });
     webConsole = consoleServer;
     stack.push(() => {
@@ -454,6 +458,16 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     }
     throw err;
   }
+}
+
+/** A supervised function's health as the web console shows it. */
+function supervisedHealth(health: FunctionHealth): { up: boolean; detail?: string } {
+  if (health.state === 'up') {
+    return { up: true, ...(health.restarts > 0 ? { detail: `restarted ${health.restarts}×` } : {}) };
+  }
+  const exit = health.lastExit;
+  const cause = exit ? ` after it exited (${exit.signal ?? `code ${exit.code}`}) at ${exit.at}` : '';
+  return { up: false, detail: `${health.state}${cause}` };
 }
 
 /** The delivery deadline for a function: its configured timeout, when the caller gave one. */
