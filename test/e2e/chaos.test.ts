@@ -23,6 +23,8 @@ const PRODUCT = 'mlops-template';
 const CLIENTS = ['acme', 'globex'] as const;
 /** Uploads per client: small enough for this 2-core machine to finish within the bound. */
 const PER_CLIENT = 10;
+/** Local Batch's task slots (`--max-tasks`): far fewer than the burst's tasks. */
+const SLOT_LIMIT = 4;
 const dataDir = mkdtempSync(join(tmpdir(), 'batchwire-chaos-'));
 const platforms: CliPlatform[] = [];
 const subscriptions: Subscription[] = [];
@@ -65,6 +67,20 @@ function functionHealth(platform: CliPlatform, name: string): ConsoleLine | unde
     .at(-1);
 }
 
+/** The most tasks RUNNING at once, from the console's `task.state` lines. */
+function peakRunningTasks(platform: CliPlatform): number {
+  const running = new Set<string>();
+  let peak = 0;
+  for (const line of consoleLines(platform)) {
+    if (line.kind !== 'task.state') continue;
+    const key = `${String(line.job)}/${String(line.task)}`;
+    if (line.state === 'RUNNING') running.add(key);
+    else running.delete(key);
+    peak = Math.max(peak, running.size);
+  }
+  return peak;
+}
+
 interface Result {
   ceId: string;
   type: string;
@@ -81,7 +97,7 @@ describe('chaos: a burst, a killed function and a restart', () => {
       ownPubSub: true,
       // A cold start takes up to a minute on a loaded 2-core machine.
       timeoutMs: 120_000,
-      extraArgs: ['--data', dataDir],
+      extraArgs: ['--data', dataDir, '--max-tasks', String(SLOT_LIMIT)],
     });
     platforms.push(first);
     pubsub = new PubSub({
@@ -158,7 +174,7 @@ describe('chaos: a burst, a killed function and a restart', () => {
       // A cold start takes up to a minute on a loaded 2-core machine.
       timeoutMs: 120_000,
       portArgs: first.portArgs,
-      extraArgs: ['--data', dataDir],
+      extraArgs: ['--data', dataDir, '--max-tasks', String(SLOT_LIMIT)],
     });
     platforms.push(second);
 
@@ -179,10 +195,9 @@ describe('chaos: a burst, a killed function and a restart', () => {
     }
     expect(allIds.size).toBe(uploads.length);
 
-    // ── Slot limit (local Batch's --max-tasks, wired in by the lead) ─────────────────────────
-    // Assert here that no task count went above the slot limit in either run, e.g. from the
-    // console lines of `first` and `second` (`consoleLines(...)`) or the bench's task sampler:
-    //   expect(peakRunningTasks([first, second])).toBeLessThanOrEqual(SLOT_LIMIT);
-    // ────────────────────────────────────────────────────────────────────────────────────────
+    // And admission held: no more tasks ran at once than local Batch has slots, in either run.
+    expect(peakRunningTasks(first), 'the console reported no running task').toBeGreaterThan(0);
+    for (const platform of [first, second])
+      expect(peakRunningTasks(platform)).toBeLessThanOrEqual(SLOT_LIMIT);
   });
 });
