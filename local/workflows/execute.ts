@@ -382,6 +382,7 @@ class Interpreter {
     if (frame.cancel?.aborted) throw new BranchCancelled();
     frame.step = step.name;
     frame.line = step.line;
+    this.runtime.onStep?.({ routine: frame.routine.name, step: step.name });
     if (++this.steps > this.maxSteps) {
       throw this.fatal(
         frame,

@@ -181,8 +181,8 @@ export async function startWorkflowsService(
     Object.assign(record.resource, fields, {
       state,
       end_time: timestamp(end),
+      // `status.currentSteps` keeps the last step attempted once the execution has ended, as Google documents.
       duration: { seconds: String(Math.floor(elapsed / 1000)), nanos: (elapsed % 1000) * 1_000_000 },
-      status: null,
     });
     emit({
       kind: 'workflow.execution',
@@ -254,6 +254,9 @@ export async function startWorkflowsService(
           clock,
           signal: abort.signal,
           callbacks,
+          onStep: (step) => {
+            if (record.resource.state === 'ACTIVE') record.resource.status = { current_steps: [step] };
+          },
           // `experimental.executions.map`: children run in this process (not listed as executions).
           runWorkflow: (childId, childArgument, signal) => {
             let child: WorkflowProgram;

@@ -36,6 +36,8 @@ export interface WorkflowRuntime {
   runWorkflow?(workflowId: string, argument: unknown, signal?: AbortSignal): Promise<unknown>;
   /** Where `events.create_callback_endpoint` endpoints live; without it, callbacks have no local stand-in. */
   callbacks?: CallbackHub;
+  /** Each step as it is entered (what an execution's `status.currentSteps` reports). */
+  onStep?(step: { routine: string; step: string }): void;
 }
 
 /** A problem `validateWorkflow` found. */

@@ -114,6 +114,24 @@ describe('local Workflows executions service through the real ExecutionsClient',
     expect(execution.result).toBe('');
   });
 
+  it('reports the step running in status.currentSteps, and the last one attempted once the execution ended', async () => {
+    // Arrange
+    const [slow] = await client.createExecution({ parent: workflowName('slow'), execution: {} });
+    const [failing] = await client.createExecution({ parent: workflowName('fail'), execution: {} });
+
+    // Act
+    await expect
+      .poll(async () => (await client.getExecution({ name: slow.name as string }))[0].status?.currentSteps)
+      .toEqual([{ routine: 'main', step: 'wait' }]);
+    await service.waitForExecution(failing.name as string);
+    const [ended] = await client.getExecution({ name: failing.name as string });
+    await client.cancelExecution({ name: slow.name as string });
+
+    // Assert
+    expect(ended.state).toBe('FAILED');
+    expect(ended.status?.currentSteps).toEqual([{ routine: 'main', step: 'boom' }]);
+  });
+
   it('lists executions newest first, filtered by label', async () => {
     // Arrange
     const [first] = await client.createExecution({
