@@ -18,7 +18,7 @@ const CONFIG = join(REPO, 'batchwire.yaml');
 const PRODUCT = 'mlops-template';
 const CLIENTS = ['acme', 'globex'];
 /** What a local Batch task's command line contains (the config's `local.images` commands). */
-const TASK_PATTERNS = ['dist/jobs/'];
+const TASK_PATTERNS = ['dist/tasks/'];
 /** The targets of issue 9 on a 2-core machine. */
 const TARGET = { resultsPerSecond: 3, rssMiB: 1024 };
 

@@ -13,7 +13,7 @@ export class UnmappedImageError extends PermanentError {
   constructor(readonly imageUri: string) {
     super(
       `No local command for image "${imageUri}": add it under local.images in batchwire.yaml, ` +
-        `e.g. "${imageUri}": [node, dist/jobs/<name>/main.js]`,
+        `e.g. "${imageUri}": [node, dist/tasks/<name>.js]`,
     );
   }
 }

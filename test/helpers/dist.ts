@@ -5,21 +5,23 @@ import { REPO_ROOT } from './platform.js';
 
 /** The source folders tsconfig.json compiles into dist/. */
 const SOURCE_DIRS = ['functions', 'shared', 'jobs', 'local', 'scripts', 'bench'];
-/** What the tests that spawn built code run. */
-const ENTRY_POINTS = [
+/** What the tests that spawn built code run, as tsc writes it. */
+const COMPILED = [
   'dist/functions/index.js',
   'dist/scripts/cli.js',
   'dist/local/platform/function-preload.js',
-  'dist/jobs/inference/main.js',
-  'dist/jobs/train/main.js',
-  'dist/jobs/metadata/main.js',
+  'dist/jobs/bundle.js',
 ];
+/** The reference tasks, bundled from the compiled code by dist/jobs/bundle.js. */
+const BUNDLED = ['dist/tasks/inference.js', 'dist/tasks/train.js', 'dist/tasks/metadata.js'];
+const ENTRY_POINTS = [...COMPILED, ...BUNDLED];
 const LOCK_DIR = join(REPO_ROOT, 'dist', '.test-build-lock');
 
 /**
- * Builds dist/ with `tsc -p tsconfig.json` when an entry point is missing or a source file is
- * newer than the oldest one. Test files run in parallel workers, so the build is serialised by
- * a lock folder (mkdir is atomic) and staleness is checked again once the lock is held.
+ * Builds dist/ with `tsc -p tsconfig.json` and bundles the tasks (as `npm run build` does) when
+ * an entry point is missing or a source file is newer than the oldest one. Test files run in
+ * parallel workers, so the build is serialised by a lock folder (mkdir is atomic) and staleness
+ * is checked again once the lock is held.
  */
 export async function ensureBuilt(): Promise<void> {
   if (!isStale()) return;
@@ -45,8 +47,12 @@ export async function ensureBuilt(): Promise<void> {
     } catch (err) {
       // tsc still emits when files have type errors (those are the type-check's to report);
       // only a build that produced nothing is a failure here.
-      if (ENTRY_POINTS.some((file) => !existsSync(join(REPO_ROOT, file)))) throw err;
+      if (COMPILED.some((file) => !existsSync(join(REPO_ROOT, file)))) throw err;
     }
+    execFileSync(process.execPath, [join(REPO_ROOT, 'dist', 'jobs', 'bundle.js')], {
+      cwd: REPO_ROOT,
+      stdio: 'pipe',
+    });
   } finally {
     rmdirSync(LOCK_DIR);
   }

@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO_ROOT } from './platform.js';
 
-/** The compiled reference tasks, as the task images run them (build them with `ensureBuilt()`). */
+/** The bundled reference tasks, as the task images run them (build them with `ensureBuilt()`). */
 export const TASKS = {
-  inference: join(REPO_ROOT, 'dist', 'jobs', 'inference', 'main.js'),
-  train: join(REPO_ROOT, 'dist', 'jobs', 'train', 'main.js'),
-  metadata: join(REPO_ROOT, 'dist', 'jobs', 'metadata', 'main.js'),
+  inference: join(REPO_ROOT, 'dist', 'tasks', 'inference.js'),
+  train: join(REPO_ROOT, 'dist', 'tasks', 'train.js'),
+  metadata: join(REPO_ROOT, 'dist', 'tasks', 'metadata.js'),
 } as const;
 
 export interface TaskRun {
