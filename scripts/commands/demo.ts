@@ -54,7 +54,9 @@ export async function demo(options: DemoOptions): Promise<void> {
       console: devConsole,
     });
     stopPlatform = platform.stop;
-    out(`  ready in ${seconds()} s; the web console is at ${platform.env.BATCHWIRE_CONSOLE_URL} while the demo runs`);
+    out(
+      `  ready in ${seconds()} s; the web console is at ${platform.env.BATCHWIRE_CONSOLE_URL} while the demo runs`,
+    );
   } catch (err) {
     if (!(err instanceof PlatformRunningError)) throw err;
     attachToPlatform();
