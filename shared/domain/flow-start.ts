@@ -8,7 +8,7 @@ import {
   flowJobId as jobIdOfFlow,
   RUN_JOB_WORKFLOW,
 } from '../plan/names.js';
-import { TransientError } from '../runtime/errors.js';
+import { InProgressError } from '../runtime/errors.js';
 import type { FlowRequest } from './flow-request.js';
 import { labelValue } from './inference-job.js';
 
@@ -306,9 +306,12 @@ export interface FlowExecutions {
 }
 
 /** A claim is held by an attempt that has not recorded an execution yet: try again shortly. */
-export class FlowStartInProgressError extends TransientError {
-  constructor(readonly retryAfterSeconds: number) {
-    super('a run for this schedule tick is being started by another attempt; retry shortly');
+export class FlowStartInProgressError extends InProgressError {
+  constructor(retryAfterSeconds: number) {
+    super(
+      'a run for this schedule tick is being started by another attempt; retry shortly',
+      retryAfterSeconds,
+    );
   }
 }
 
@@ -378,8 +381,7 @@ interface StartedRecord {
  * attempt may be between its claim and its start) rather than risk a second run.
  */
 export async function startFlow(
-  request: FlowRequest,
-  trigger: FlowTrigger,
+  { request, trigger }: { request: FlowRequest; trigger: FlowTrigger },
   deps: FlowStartDeps,
 ): Promise<FlowStartResult> {
   const now = deps.now ?? (() => new Date());
