@@ -17,7 +17,7 @@ import {
   createWorkflowsExecutions,
   type WorkflowsExecutionsAdapter,
 } from '../../shared/clients/workflows.js';
-import { claimObjectName, dedupeKey, startedObjectName } from '../../shared/domain/flow-start.js';
+import { dedupeKey, scheduleClaimObjectName, startedObjectName } from '../../shared/domain/flow-start.js';
 import { repoConfig } from '../helpers/config.js';
 import { type FunctionServer, startFunction } from '../helpers/functions.js';
 import { subscribe } from '../helpers/pubsub.js';
@@ -274,7 +274,7 @@ describe('onSchedule: dedupe of Scheduler deliveries', () => {
       { ...body, client: null },
     ) as string;
     const bucket = new Storage({ apiEndpoint: storage.url, projectId: config.project }).bucket(config.bucket);
-    const [claimExists] = await bucket.file(claimObjectName(key)).exists();
+    const [claimExists] = await bucket.file(scheduleClaimObjectName(key)).exists();
     const [record] = await bucket.file(startedObjectName(key)).download();
     expect(claimExists).toBe(true);
     expect(JSON.parse(record.toString())).toMatchObject({ execution: answer.execution });

@@ -2,13 +2,13 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { parseFlowRequest } from '../../shared/domain/flow-request.js';
 import {
   CLAIM_LABEL,
-  claimObjectName,
   configuredFlowJobs,
   dedupeKey,
   type FlowExecutions,
   FlowStartInProgressError,
   latestFireTime,
   planFlowStart,
+  scheduleClaimObjectName,
   startedObjectName,
   startFlow,
   triggerFromHeaders,
@@ -143,7 +143,7 @@ describe('triggerFromHeaders and dedupeKey', () => {
       dedupeKey({ kind: 'manual', idempotencyKey: 'k' }, metadata),
     );
     expect(dedupeKey({ kind: 'none' }, train)).toBeUndefined();
-    expect(claimObjectName(key as string)).toBe(`_batchwire/claims/schedule/${key}.json`);
+    expect(scheduleClaimObjectName(key as string)).toBe(`_batchwire/claims/schedule/${key}.json`);
   });
 });
 
@@ -300,7 +300,7 @@ describe('startFlow', () => {
     executions.failNext = true;
     await expect(startFlow({ request: train, trigger: tick }, deps())).rejects.toThrow('crashed');
     const key = dedupeKey(tick, train) as string;
-    const claim = JSON.parse(store.objects.get(claimObjectName(key)) as string);
+    const claim = JSON.parse(store.objects.get(scheduleClaimObjectName(key)) as string);
     const retried = { ...train, params: { epochs: 99, image: 'evil.example/train:latest' } };
 
     // Act: after the lease, a retry with the same key but other params takes over.
