@@ -25,10 +25,6 @@ export function createOnComplete(deps: OnCompleteDeps): (event: CloudEventV1<unk
   const onComplete = cloudEventFunction<unknown>(
     'onComplete',
     async (event, { log }) => {
-      if (event.type && event.type !== PUBSUB_MESSAGE_PUBLISHED) {
-        log.warn({ expected: PUBSUB_MESSAGE_PUBLISHED }, `event ignored: type ${event.type}`);
-        return;
-      }
       const message = messageFromEventData(event.data);
       const outcome = await handleCompletion(message, {
         ...deps,
@@ -37,6 +33,7 @@ export function createOnComplete(deps: OnCompleteDeps): (event: CloudEventV1<unk
       if (outcome.kind === 'published') log.info({ results: outcome.results }, 'completion handled');
     },
     {
+      eventType: PUBSUB_MESSAGE_PUBLISHED,
       project: deps.config.project,
       maxEventAgeSeconds: deps.config.maxEventAgeSeconds,
       log: deps.log,

@@ -18,15 +18,14 @@ export function createOnUpload(deps: OnUploadDeps): (event: CloudEventV1<unknown
   const onUpload = cloudEventFunction<unknown>(
     'onUpload',
     async (event, { log }) => {
-      // A trigger misconfigured with another GCS event type (deleted, archived…) is not ours.
-      if (event.type && event.type !== STORAGE_OBJECT_FINALIZED) {
-        log.warn({ expected: STORAGE_OBJECT_FINALIZED }, `event ignored: type ${event.type}`);
-        return;
-      }
-      const object = parseUploadEventData(event.data);
-      await handleUpload({ object, deliveryId: event.id }, { ...deps, log });
+      await handleUpload(
+        { object: parseUploadEventData(event.data), deliveryId: event.id },
+        { ...deps, log },
+      );
     },
     {
+      // A trigger misconfigured with another GCS event type (deleted, archived…) is not ours.
+      eventType: STORAGE_OBJECT_FINALIZED,
       project: deps.config.project,
       maxEventAgeSeconds: deps.config.maxEventAgeSeconds,
       log: deps.log,

@@ -396,6 +396,28 @@ describe('onUpload: rejected uploads', () => {
   });
 });
 
+describe('onUpload: events of another type', () => {
+  it('acks a GCS event that is not a finalize (a trigger wired wrong) with a WARNING, and starts no job', async () => {
+    // Arrange: an accepted upload, announced as deleted
+    const name = 'mlops-template/acme/inputs/deleted.jsonl';
+    const event = eventForObject(await upload(name, '{"a":1}\n'));
+    const deleted = {
+      ...event,
+      headers: { ...event.headers, 'ce-type': 'google.cloud.storage.object.v1.deleted' },
+    };
+
+    // Act
+    const response = await fn.postEvent(deleted);
+
+    // Assert
+    expect(response.status).toBe(204);
+    expect(await jobsFor(name)).toEqual([]);
+    expect(
+      logs.filter((e) => e.severity === 'WARNING' && String(e.message).includes('event ignored: type')),
+    ).not.toEqual([]);
+  });
+});
+
 describe('onUpload: Batch failures', () => {
   it('answers 500 on a transient failure so Eventarc retries, and the retry makes the one job', async () => {
     // Arrange
