@@ -1,11 +1,8 @@
 import type { CloudEventV1 } from 'cloudevents';
-import { createBatchAdapter } from '../shared/clients/batch.js';
-import { createPubSubPublisher } from '../shared/clients/pubsub.js';
-import { createObjectStore } from '../shared/clients/storage.js';
 import type { Config } from '../shared/config/schema.js';
 import { type CompletionDeps, handleCompletion, messageFromEventData } from '../shared/domain/completion.js';
 import { cloudEventFunction } from '../shared/runtime/cloud-event-function.js';
-import { type Logger, logger } from '../shared/runtime/logger.js';
+import type { Logger } from '../shared/runtime/logger.js';
 
 /** The Eventarc event type onComplete is triggered by (a Pub/Sub push is converted to it). */
 export const PUBSUB_MESSAGE_PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';
@@ -28,10 +25,6 @@ export function createOnComplete(deps: OnCompleteDeps): (event: CloudEventV1<unk
   const onComplete = cloudEventFunction<unknown>(
     'onComplete',
     async (event, { log }) => {
-      if (event.type && event.type !== PUBSUB_MESSAGE_PUBLISHED) {
-        log.warn({ expected: PUBSUB_MESSAGE_PUBLISHED }, `event ignored: type ${event.type}`);
-        return;
-      }
       const message = messageFromEventData(event.data);
       const outcome = await handleCompletion(message, {
         ...deps,
@@ -40,6 +33,7 @@ export function createOnComplete(deps: OnCompleteDeps): (event: CloudEventV1<unk
       if (outcome.kind === 'published') log.info({ results: outcome.results }, 'completion handled');
     },
     {
+      eventType: PUBSUB_MESSAGE_PUBLISHED,
       project: deps.config.project,
       maxEventAgeSeconds: deps.config.maxEventAgeSeconds,
       log: deps.log,
@@ -48,19 +42,4 @@ export function createOnComplete(deps: OnCompleteDeps): (event: CloudEventV1<unk
   );
   // functions-framework hands over a plain CloudEventV1 object; the wrapper only reads attributes.
   return onComplete as (event: CloudEventV1<unknown>) => Promise<void>;
-}
-
-/**
- * The production dependencies of onComplete, built once per instance from the config: the
- * Batch (GetJob), Storage (claims, output listing) and Pub/Sub adapters, whose client libraries
- * load on first use.
- */
-export function onCompleteDeps(config: Config, log: Logger = logger): OnCompleteDeps {
-  return {
-    config,
-    log,
-    jobs: createBatchAdapter({ project: config.project, region: config.region }),
-    store: createObjectStore({ bucket: config.bucket }),
-    publisher: createPubSubPublisher({ projectId: config.project }),
-  };
 }

@@ -1,4 +1,4 @@
-import { RunJobsAdapter } from '../../shared/clients/run.js';
+import { createRunJobsAdapter } from '../../shared/clients/run.js';
 import { DEFAULT_CONFIG_FILE } from '../../shared/config/load.js';
 import type { Config } from '../../shared/config/schema.js';
 import { buildPlan } from '../../shared/plan/build-plan.js';
@@ -42,7 +42,7 @@ export async function provision(config: Config, local: { storageUrl: string }): 
     await pubsub.close();
   }
 
-  const run = new RunJobsAdapter();
+  const run = createRunJobsAdapter();
   const parent = `projects/${plan.project}/locations/${plan.region}`;
   try {
     for (const job of plan.runJobs) {

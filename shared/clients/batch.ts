@@ -2,6 +2,7 @@ import type { BatchServiceClient } from '@google-cloud/batch';
 import type { BatchJob, BatchJobResource, BatchJobs, CreatedJob } from '../domain/batch-job.js';
 import { type GrpcClientOptions, grpcClientOptions } from './endpoints.js';
 import { fromGrpcError } from './grpc-errors.js';
+import { lazyClient } from './lazy-client.js';
 
 /** Per-call deadline: a Batch call that has not answered by then fails as DEADLINE_EXCEEDED (transient). */
 export const DEFAULT_BATCH_TIMEOUT_MS = 30_000;
@@ -20,8 +21,13 @@ interface BatchAdapterBase {
  */
 export type BatchAdapterOptions = BatchAdapterBase &
   (
-    | { client: BatchServiceClient; clientOptions?: never }
-    | { client?: never; clientOptions?: GrpcClientOptions & Record<string, unknown> }
+    | { client: BatchServiceClient; clientOptions?: never; env?: never }
+    | {
+        client?: never;
+        clientOptions?: GrpcClientOptions & Record<string, unknown>;
+        /** Where `BATCH_EMULATOR_HOST` is read when `clientOptions` is not given (default `process.env`). */
+        env?: NodeJS.ProcessEnv;
+      }
   );
 
 /** The Batch port plus the adapter's own lifecycle. */
@@ -47,24 +53,15 @@ export interface BatchAdapter extends BatchJobs {
 export function createBatchAdapter(options: BatchAdapterOptions): BatchAdapter {
   const parent = `projects/${options.project}/locations/${options.region}`;
   const timeout = options.timeoutMs ?? DEFAULT_BATCH_TIMEOUT_MS;
-  const owned = !options.client;
-  let client: Promise<BatchServiceClient> | undefined = options.client
-    ? Promise.resolve(options.client)
-    : undefined;
-
-  const getClient = (): Promise<BatchServiceClient> => {
-    client ??= (async () => {
-      const [{ BatchServiceClient }, defaults] = await Promise.all([
-        import('@google-cloud/batch'),
-        options.clientOptions ? Promise.resolve(options.clientOptions) : grpcClientOptions('batch'),
-      ]);
-      return new BatchServiceClient(defaults as ConstructorParameters<typeof BatchServiceClient>[0]);
-    })().catch((err: unknown) => {
-      client = undefined; // a later call may load it
-      throw err;
-    });
-    return client;
-  };
+  const client = lazyClient(async () => {
+    const [{ BatchServiceClient }, defaults] = await Promise.all([
+      import('@google-cloud/batch'),
+      options.clientOptions
+        ? Promise.resolve(options.clientOptions)
+        : grpcClientOptions('batch', options.env),
+    ]);
+    return new BatchServiceClient(defaults as ConstructorParameters<typeof BatchServiceClient>[0]);
+  }, options.client);
 
   const jobName = (jobId: string) => `${parent}/jobs/${jobId}`;
 
@@ -74,7 +71,7 @@ export function createBatchAdapter(options: BatchAdapterOptions): BatchAdapter {
 
     async createJob({ jobId, job, requestId }): Promise<CreatedJob> {
       try {
-        const batch = await getClient();
+        const batch = await client.get();
         const [created] = await batch.createJob(
           { parent, jobId, requestId, job: job as BatchJobForClient },
           // CreateJob is not retried by gax (non-idempotent); the event's redelivery is the retry,
@@ -90,7 +87,7 @@ export function createBatchAdapter(options: BatchAdapterOptions): BatchAdapter {
     async getJob(nameOrId): Promise<BatchJobResource> {
       const name = nameOrId.includes('/') ? nameOrId : jobName(nameOrId);
       try {
-        const batch = await getClient();
+        const batch = await client.get();
         // gax retries GetJob on UNAVAILABLE for up to 10 minutes by default: bound it.
         const [job] = await batch.getJob({ name }, { timeout, maxRetries: 2 });
         return job as unknown as BatchJobResource;
@@ -99,12 +96,7 @@ export function createBatchAdapter(options: BatchAdapterOptions): BatchAdapter {
       }
     },
 
-    async close(): Promise<void> {
-      if (!owned || !client) return;
-      const built = await client.catch(() => undefined);
-      client = undefined;
-      await built?.close();
-    },
+    close: () => client.close(),
   };
 }
 

@@ -7,6 +7,7 @@ import {
   PreconditionFailedError,
   TransientError,
 } from '../runtime/errors.js';
+import { HttpStatus } from '../runtime/http-status.js';
 
 /**
  * Translates Google client errors into the platform's error family, so the core and the event
@@ -99,14 +100,19 @@ export function fromHttpError(err: unknown, action: string, context: CallContext
   const code = (err as { code?: unknown } | undefined)?.code;
   const status =
     typeof code === 'number' ? code : typeof code === 'string' && /^\d{3}$/.test(code) ? Number(code) : 0;
-  if (status === 401 || status === 403) {
+  if (status === HttpStatus.UNAUTHORIZED || status === HttpStatus.FORBIDDEN) {
     return permissionDenied(err, action, `HTTP ${status}: ${errorMessage(err)}`, context);
   }
   const message = `${action}: ${status ? `HTTP ${status}: ` : ''}${errorMessage(err)}`;
-  if (status === 404) return new NotFoundError(message, { cause: err });
-  if (status === 409) return new AlreadyExistsError(message, { cause: err });
-  if (status === 412) return new PreconditionFailedError(message, { cause: err });
-  if (status === 0 || status === 408 || status === 429 || status >= 500) {
+  if (status === HttpStatus.NOT_FOUND) return new NotFoundError(message, { cause: err });
+  if (status === HttpStatus.CONFLICT) return new AlreadyExistsError(message, { cause: err });
+  if (status === HttpStatus.PRECONDITION_FAILED) return new PreconditionFailedError(message, { cause: err });
+  if (
+    status === 0 ||
+    status === HttpStatus.REQUEST_TIMEOUT ||
+    status === HttpStatus.TOO_MANY_REQUESTS ||
+    status >= HttpStatus.INTERNAL_SERVER_ERROR
+  ) {
     return new TransientError(message, { cause: err });
   }
   return new PermanentError(message, { cause: err });

@@ -1,6 +1,7 @@
 import type { ClientConfig, PubSub, Topic } from '@google-cloud/pubsub';
 import { TransientError } from '../runtime/errors.js';
 import { fromGrpcError, GrpcCode } from './grpc-errors.js';
+import { lazyClient } from './lazy-client.js';
 import type { Publisher } from './ports.js';
 
 /** Per-publish deadline in ms: a publish that has not been acknowledged by then fails (transient). */
@@ -18,7 +19,7 @@ interface PublisherBase {
  * else Google Cloud with Application Default Credentials.
  */
 export type PubSubPublisherOptions = PublisherBase &
-  ({ client: PubSub; clientConfig?: never } | { client?: never; clientConfig?: ClientConfig });
+  ({ client: PubSub; clientOptions?: never } | { client?: never; clientOptions?: ClientConfig });
 
 /** The Publisher port plus the adapter's own lifecycle. */
 export interface PubSubPublisher extends Publisher {
@@ -40,26 +41,17 @@ export interface PubSubPublisher extends Publisher {
  * await publisher.publish('batch-mlops-template-acme-outputs', data, { 'ce-id': id });
  */
 export function createPubSubPublisher(options: PubSubPublisherOptions): PubSubPublisher {
-  const owned = !options.client;
   const timeout = options.timeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS;
-  let client: Promise<PubSub> | undefined = options.client ? Promise.resolve(options.client) : undefined;
+  const client = lazyClient(async () => {
+    const { PubSub } = await import('@google-cloud/pubsub');
+    return new PubSub({ projectId: options.projectId, ...(options.clientOptions ?? {}) });
+  }, options.client);
   const topics = new Map<string, Topic>();
-
-  const getClient = (): Promise<PubSub> => {
-    client ??= (async () => {
-      const { PubSub } = await import('@google-cloud/pubsub');
-      return new PubSub({ projectId: options.projectId, ...(options.clientConfig ?? {}) });
-    })().catch((err: unknown) => {
-      client = undefined;
-      throw err;
-    });
-    return client;
-  };
 
   const getTopic = async (name: string): Promise<Topic> => {
     let topic = topics.get(name);
     if (!topic) {
-      const pubsub = await getClient();
+      const pubsub = await client.get();
       // One message per publish, sent at once: a function waits for its result anyway.
       topic = pubsub.topic(name, {
         batching: { maxMessages: 1, maxMilliseconds: 0 },
@@ -81,11 +73,9 @@ export function createPubSubPublisher(options: PubSubPublisherOptions): PubSubPu
     },
 
     async close() {
-      const built = owned ? await client?.catch(() => undefined) : undefined;
       for (const topic of topics.values()) await topic.flush().catch(() => undefined);
       topics.clear();
-      client = owned ? undefined : client;
-      await built?.close();
+      await client.close();
     },
   };
 }

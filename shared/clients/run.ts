@@ -2,10 +2,15 @@ import type { JobsClient } from '@google-cloud/run';
 import { AlreadyExistsError } from '../runtime/errors.js';
 import { type GrpcClientOptions, grpcClientOptions } from './endpoints.js';
 import { fromGrpcError } from './grpc-errors.js';
+import { lazyClient } from './lazy-client.js';
 
+/**
+ * Either a ready client or options to build one, never both. With neither, the client is built
+ * from `grpcClientOptions('run', env)`: `RUN_EMULATOR_HOST` when set, else Google Cloud.
+ */
 export type RunAdapterOptions =
-  | { client: JobsClient; clientConfig?: never; env?: never }
-  | { client?: never; clientConfig?: GrpcClientOptions; env?: NodeJS.ProcessEnv };
+  | { client: JobsClient; clientOptions?: never; env?: never }
+  | { client?: never; clientOptions?: GrpcClientOptions; env?: NodeJS.ProcessEnv };
 
 /** What a Cloud Run job runs: one container, `taskCount` tasks. */
 export interface RunJobSpec {
@@ -27,75 +32,71 @@ function seconds(duration: string): { seconds: number } {
   return { seconds: Math.round(Number.parseFloat(duration)) };
 }
 
-/**
- * Cloud Run jobs over `@google-cloud/run`'s JobsClient, loaded on first use; at
- * `RUN_EMULATOR_HOST` when it is set. Errors are the platform's (see {@link fromGrpcError}).
- */
-export class RunJobsAdapter {
-  #client: Promise<JobsClient> | undefined;
-
-  constructor(private readonly options: RunAdapterOptions = {}) {
-    if (options.client) this.#client = Promise.resolve(options.client);
-  }
-
-  private client(): Promise<JobsClient> {
-    this.#client ??= (async () => {
-      const { JobsClient } = await import('@google-cloud/run');
-      const config = this.options.clientConfig ?? (await grpcClientOptions('run', this.options.env));
-      return new JobsClient(config as ConstructorParameters<typeof JobsClient>[0]);
-    })().catch((error: unknown) => {
-      // Not cached: one failed load (a transient import or config error) must not break the instance for good.
-      this.#client = undefined;
-      throw error;
-    });
-    return this.#client;
-  }
-
+/** Cloud Run jobs (provisioning) plus the adapter's own lifecycle. */
+export interface RunJobsAdapter {
   /**
    * Creates job `jobId` under `parent` (`projects/P/locations/R`) and waits for it to be ready.
    * Resolves false when it exists already (provisioning is idempotent).
    */
-  async ensureJob(parent: string, jobId: string, spec: RunJobSpec): Promise<boolean> {
-    try {
-      const client = await this.client();
-      const [operation] = await client.createJob({
-        parent,
-        jobId,
-        job: {
-          labels: spec.labels ?? {},
-          template: {
-            taskCount: spec.taskCount ?? 1,
-            parallelism: spec.parallelism ?? 0,
+  ensureJob(parent: string, jobId: string, spec: RunJobSpec): Promise<boolean>;
+  /** Closes the gRPC channel (if the adapter built the client). */
+  close(): Promise<void>;
+}
+
+/**
+ * Cloud Run jobs over `@google-cloud/run`'s JobsClient, loaded on first use. Errors are the
+ * platform's (see {@link fromGrpcError}).
+ *
+ * @example
+ * const run = createRunJobsAdapter();
+ * await run.ensureJob('projects/p/locations/r', 'train', { image });
+ */
+export function createRunJobsAdapter(options: RunAdapterOptions = {}): RunJobsAdapter {
+  const client = lazyClient(async () => {
+    const { JobsClient } = await import('@google-cloud/run');
+    const config = options.clientOptions ?? (await grpcClientOptions('run', options.env));
+    return new JobsClient(config as ConstructorParameters<typeof JobsClient>[0]);
+  }, options.client);
+
+  return {
+    async ensureJob(parent, jobId, spec) {
+      try {
+        const jobs = await client.get();
+        const [operation] = await jobs.createJob({
+          parent,
+          jobId,
+          job: {
+            labels: spec.labels ?? {},
             template: {
-              containers: [
-                {
-                  image: spec.image,
-                  command: spec.command ?? [],
-                  args: spec.args ?? [],
-                  env: Object.entries(spec.env ?? {}).map(([name, value]) => ({ name, value })),
-                },
-              ],
-              maxRetries: spec.maxRetries ?? 0,
-              ...(spec.timeout ? { timeout: seconds(spec.timeout) } : {}),
-              ...(spec.serviceAccount ? { serviceAccount: spec.serviceAccount } : {}),
+              taskCount: spec.taskCount ?? 1,
+              parallelism: spec.parallelism ?? 0,
+              template: {
+                containers: [
+                  {
+                    image: spec.image,
+                    command: spec.command ?? [],
+                    args: spec.args ?? [],
+                    env: Object.entries(spec.env ?? {}).map(([name, value]) => ({ name, value })),
+                  },
+                ],
+                maxRetries: spec.maxRetries ?? 0,
+                ...(spec.timeout ? { timeout: seconds(spec.timeout) } : {}),
+                ...(spec.serviceAccount ? { serviceAccount: spec.serviceAccount } : {}),
+              },
             },
           },
-        },
-      });
-      await operation.promise();
-      return true;
-    } catch (error) {
-      const translated = fromGrpcError(error, `cannot create Cloud Run job ${parent}/jobs/${jobId}`, {
-        permission: 'run.jobs.create',
-      });
-      if (translated instanceof AlreadyExistsError) return false;
-      throw translated;
-    }
-  }
+        });
+        await operation.promise();
+        return true;
+      } catch (error) {
+        const translated = fromGrpcError(error, `cannot create Cloud Run job ${parent}/jobs/${jobId}`, {
+          permission: 'run.jobs.create',
+        });
+        if (translated instanceof AlreadyExistsError) return false;
+        throw translated;
+      }
+    },
 
-  async close(): Promise<void> {
-    const built = await this.#client?.catch(() => undefined);
-    this.#client = undefined;
-    await built?.close();
-  }
+    close: () => client.close(),
+  };
 }

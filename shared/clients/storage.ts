@@ -1,7 +1,9 @@
 import type { Storage, StorageOptions } from '@google-cloud/storage';
 import { PreconditionFailedError } from '../runtime/errors.js';
+import { HttpStatus } from '../runtime/http-status.js';
 import { storageClientOptions } from './endpoints.js';
 import { fromHttpError } from './grpc-errors.js';
+import { lazyClient } from './lazy-client.js';
 import type { ObjectStore } from './ports.js';
 
 /** Per-request deadline for Storage calls, in ms. */
@@ -17,7 +19,7 @@ interface ObjectStoreBase {
  * client is built from `storageClientOptions()` (`STORAGE_EMULATOR_HOST` when set).
  */
 export type ObjectStoreOptions = ObjectStoreBase &
-  ({ storage: Storage; clientOptions?: never } | { storage?: never; clientOptions?: StorageOptions });
+  ({ client: Storage; clientOptions?: never } | { client?: never; clientOptions?: StorageOptions });
 
 /**
  * The {@link ObjectStore} port over `@google-cloud/storage`, for one bucket. The library is
@@ -29,23 +31,16 @@ export type ObjectStoreOptions = ObjectStoreBase &
  * const created = await store.createIfAbsent('_batchwire/claims/x.json', '{}', 'application/json');
  */
 export function createObjectStore(options: ObjectStoreOptions): ObjectStore {
-  let storage: Promise<Storage> | undefined = options.storage ? Promise.resolve(options.storage) : undefined;
-
-  const getBucket = async () => {
-    storage ??= (async () => {
-      const { Storage } = await import('@google-cloud/storage');
-      return new Storage({
-        timeout: DEFAULT_STORAGE_TIMEOUT_MS,
-        // Bounded: the event's redelivery is the long-term retry.
-        retryOptions: { maxRetries: 2, totalTimeout: 60 },
-        ...(options.clientOptions ?? storageClientOptions()),
-      });
-    })().catch((err: unknown) => {
-      storage = undefined;
-      throw err;
+  const storage = lazyClient(async () => {
+    const { Storage } = await import('@google-cloud/storage');
+    return new Storage({
+      timeout: DEFAULT_STORAGE_TIMEOUT_MS,
+      // Bounded: the event's redelivery is the long-term retry.
+      retryOptions: { maxRetries: 2, totalTimeout: 60 },
+      ...(options.clientOptions ?? storageClientOptions()),
     });
-    return (await storage).bucket(options.bucket);
-  };
+  }, options.client);
+  const getBucket = async () => (await storage.get()).bucket(options.bucket);
 
   return {
     async createIfAbsent(name, body, contentType = 'application/json') {
@@ -73,7 +68,7 @@ export function createObjectStore(options: ObjectStoreOptions): ObjectStore {
         const [contents] = await bucket.file(name).download();
         return contents.toString('utf8');
       } catch (err) {
-        if ((err as { code?: unknown }).code === 404) return undefined;
+        if ((err as { code?: unknown }).code === HttpStatus.NOT_FOUND) return undefined;
         throw fromHttpError(err, `read gs://${options.bucket}/${name}`, {
           permission: 'storage.objects.get',
         });

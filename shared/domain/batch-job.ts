@@ -114,13 +114,24 @@ export interface BatchJobs {
   getJob(nameOrId: string): Promise<BatchJobResource>;
 }
 
-/** The environment variables of the task contract. */
+/**
+ * The environment variables of the task contract: the first five are set on every inference
+ * task; a flow's Cloud Run job gets `outputUri`, `product`, `client` (when it has one) and the
+ * flow ones below.
+ */
 export const TASK_ENV = {
   inputUri: 'BATCHWIRE_INPUT_URI',
   inputGeneration: 'BATCHWIRE_INPUT_GENERATION',
   outputUri: 'BATCHWIRE_OUTPUT_URI',
   product: 'BATCHWIRE_PRODUCT',
   client: 'BATCHWIRE_CLIENT',
+  flow: 'BATCHWIRE_FLOW',
+  /** Comma-separated: the clients a product-wide flow runs for. */
+  clients: 'BATCHWIRE_CLIENTS',
+  bucket: 'BATCHWIRE_BUCKET',
+  runId: 'BATCHWIRE_RUN_ID',
+  /** JSON: the flow's params. */
+  params: 'BATCHWIRE_PARAMS',
 } as const;
 
 /** The task contract as read back from a job. */

@@ -4,6 +4,16 @@ import { type Config, ID_PATTERN } from '../config/schema.js';
 import { outputTopic } from '../plan/names.js';
 import { MalformedEventError, NotFoundError, PermanentError } from '../runtime/errors.js';
 import { type BatchJobs, readTaskContract } from './batch-job.js';
+import {
+  type FinalJobState,
+  isFinalJobState,
+  isJobWorded,
+  isTaskState,
+  mentionsTaskFailure,
+  parseExitCode,
+  parseJobTransition,
+  parseTaskIndex,
+} from './batch-states.js';
 import { objectUri, parseObjectUri } from './object-path.js';
 import {
   type FlowResultData,
@@ -151,16 +161,8 @@ const REGION_PATTERN = /^[a-z0-9-]{1,63}$/;
 
 /** The job state a notification announces, and what onComplete does with it. */
 export function jobDisposition(state: string): JobDisposition {
-  switch (state) {
-    case 'SUCCEEDED':
-    case 'FAILED':
-    case 'CANCELLED':
-      return 'final';
-    case 'DELETION_IN_PROGRESS':
-      return 'deleted';
-    default:
-      return 'ignore';
-  }
+  if (isFinalJobState(state)) return 'final';
+  return state === 'DELETION_IN_PROGRESS' ? 'deleted' : 'ignore';
 }
 
 /**
@@ -323,12 +325,6 @@ function durationSeconds(value: SecondsLike | null | undefined): number | null {
   return seconds + (value.nanos ?? 0) / 1e9;
 }
 
-const JOB_STATES =
-  'QUEUED|SCHEDULED|RUNNING|SUCCEEDED|FAILED|DELETION_IN_PROGRESS|CANCELLATION_IN_PROGRESS|CANCELLED';
-/** Batch words job transitions as "Job state is set from RUNNING to FAILED for job …". */
-const JOB_TRANSITION = new RegExp(`\\bjob state\\b.*?\\bfrom (${JOB_STATES}) to (${JOB_STATES})\\b`, 'i');
-const TASK_STATES = new Set(['PENDING', 'ASSIGNED', 'RUNNING', 'FAILED', 'SUCCEEDED', 'UNEXECUTED']);
-
 /** A job-level state change found in the status events. */
 export interface JobTransition {
   from: string;
@@ -340,21 +336,15 @@ export interface JobTransition {
 export function jobTransitions(job: FinishedJobResource): JobTransition[] {
   const transitions: JobTransition[] = [];
   for (const event of job.status?.statusEvents ?? []) {
-    if (isTaskEvent(event) && !/^\s*job\b/i.test(event.description ?? '')) continue;
-    const match = JOB_TRANSITION.exec(event.description ?? '');
-    if (match) {
-      transitions.push({
-        from: (match[1] as string).toUpperCase(),
-        to: (match[2] as string).toUpperCase(),
-        time: timestampToIso(event.eventTime),
-      });
-    }
+    if (isTaskEvent(event) && !isJobWorded(event.description ?? '')) continue;
+    const transition = parseJobTransition(event.description ?? '');
+    if (transition) transitions.push({ ...transition, time: timestampToIso(event.eventTime) });
   }
   return transitions;
 }
 
 function isTaskEvent(event: StatusEventLike): boolean {
-  return TASK_STATES.has(event.taskState ?? '') || (event.taskExecution ?? null) !== null;
+  return isTaskState(event.taskState ?? '') || (event.taskExecution ?? null) !== null;
 }
 
 /** A task failure found in the status events. */
@@ -373,26 +363,16 @@ export function taskFailures(job: FinishedJobResource): TaskFailure[] {
   const failures: TaskFailure[] = [];
   for (const event of job.status?.statusEvents ?? []) {
     const description = event.description ?? '';
-    const exitCode =
-      event.taskExecution?.exitCode ?? numberFrom(/\bexit(?:ed with)? code:? (-?\d+)/i.exec(description));
+    const exitCode = event.taskExecution?.exitCode ?? parseExitCode(description);
     const failedTask =
       event.taskState === 'FAILED' ||
       (exitCode !== null && exitCode !== 0) ||
-      /\btask\b[^.]*\bfailed\b/i.test(description);
+      mentionsTaskFailure(description);
     if (!failedTask) continue;
-    const index = numberFrom(
-      /\btask (?:with )?index (\d+)/i.exec(description) ??
-        /\/tasks\/(\d+)\b/.exec(description) ??
-        /\bgroup\d+-(\d+)\b/.exec(description) ??
-        /\btask (\d+)\b/i.exec(description),
-    );
+    const index = parseTaskIndex(description);
     failures.push({ index, exitCode: exitCode === 0 ? null : exitCode, description });
   }
   return failures;
-}
-
-function numberFrom(match: RegExpExecArray | null): number | null {
-  return match ? Number(match[1]) : null;
 }
 
 /** What Batch's reserved exit codes mean (https://cloud.google.com/batch/docs/troubleshooting). */
@@ -421,7 +401,7 @@ function jobId(job: FinishedJobResource): string {
 }
 
 /** How a job ended, for the result. */
-export type JobEnding = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'DELETED';
+export type JobEnding = FinalJobState | 'DELETED';
 
 /**
  * A reason a human can act on, for a job that did not succeed: how many tasks failed, which
@@ -564,7 +544,7 @@ async function handleJobState(
 
   let ending: JobEnding;
   if (notification.disposition === 'deleted') {
-    const finished = jobTransitions(job).some((t) => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(t.to));
+    const finished = jobTransitions(job).some((t) => isFinalJobState(t.to));
     if (finished) {
       jobLog.debug('job deleted after it finished; its result came with the final state');
       return { kind: 'ignored', reason: 'deleted after finishing' };

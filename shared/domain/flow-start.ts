@@ -8,9 +8,26 @@ import {
   flowJobId as jobIdOfFlow,
   RUN_JOB_WORKFLOW,
 } from '../plan/names.js';
-import { TransientError } from '../runtime/errors.js';
+import { InProgressError } from '../runtime/errors.js';
+import { TASK_ENV } from './batch-job.js';
+import {
+  claimAgeMs,
+  type FlowClaimRecord,
+  type FlowStartedRecord,
+  readClaim,
+  readDone,
+  recordDone,
+  takeClaim,
+} from './claims.js';
 import type { FlowRequest } from './flow-request.js';
 import { labelValue } from './inference-job.js';
+import {
+  type ClaimScope,
+  claimDoneObjectName,
+  claimObjectName,
+  flowOutputPrefix,
+  objectUri,
+} from './object-path.js';
 
 /**
  * Starting a scheduled flow, exactly once per Scheduler tick.
@@ -37,9 +54,6 @@ export { RUN_JOB_WORKFLOW };
 
 /** Label carrying the dedupe key on an execution, so that a retry can find what a crashed attempt started. */
 export const CLAIM_LABEL = 'batchwire-claim';
-
-/** Bookkeeping prefix of schedule claims in the platform's bucket. */
-export const SCHEDULE_CLAIM_PREFIX = '_batchwire/claims/schedule/';
 
 /** What identifies one run of a flow: a Scheduler tick, a caller's idempotency key, or nothing. */
 export type FlowTrigger =
@@ -127,14 +141,18 @@ export function dedupeKey(
   return createHash('sha256').update(material).digest('hex');
 }
 
-/** The claim object of a dedupe key; created with `ifGenerationMatch: 0` by the first attempt. */
-export function claimObjectName(key: string): string {
-  return `${SCHEDULE_CLAIM_PREFIX}${key}.json`;
+/** The claim scope of flow ticks, and what its done record says (see claims.ts). */
+const SCHEDULE: ClaimScope = 'schedule';
+const STARTED = 'started';
+
+/** The claim the first attempt of a dedupe key takes (see claims.ts). */
+export function scheduleClaimObjectName(key: string): string {
+  return claimObjectName(SCHEDULE, key);
 }
 
 /** The record of what the claim's holder started, written once the execution exists. */
 export function startedObjectName(key: string): string {
-  return `${SCHEDULE_CLAIM_PREFIX}${key}.started.json`;
+  return claimDoneObjectName(SCHEDULE, key, STARTED);
 }
 
 /** The argument every flow workflow receives (JSON in `Execution.argument`). */
@@ -228,8 +246,10 @@ export function planFlowStart(
 ): FlowStartPlan {
   const target = request.flowConfig.target;
   const workflowId = flowWorkflowId(target);
-  const scopePath = request.client ?? '_flows';
-  const outputPrefix = `gs://${config.bucket}/${request.product}/${scopePath}/flows/${request.flow}/${run.runId}/`;
+  const outputPrefix = objectUri(
+    config.bucket,
+    flowOutputPrefix(request.product, request.client, request.flow, run.runId),
+  );
   const argument: FlowArgument = {
     flow: request.flow,
     product: request.product,
@@ -277,15 +297,15 @@ export function runJobOverrides(
   args: string[],
 ): RunJobOverrides {
   const env: Record<string, string> = {
-    BATCHWIRE_FLOW: request.flow,
-    BATCHWIRE_PRODUCT: request.product,
-    BATCHWIRE_CLIENTS: argument.clients.join(','),
-    BATCHWIRE_BUCKET: argument.bucket,
-    BATCHWIRE_OUTPUT_URI: argument.outputPrefix,
-    BATCHWIRE_RUN_ID: argument.runId,
-    BATCHWIRE_PARAMS: JSON.stringify(request.params),
+    [TASK_ENV.flow]: request.flow,
+    [TASK_ENV.product]: request.product,
+    [TASK_ENV.clients]: argument.clients.join(','),
+    [TASK_ENV.bucket]: argument.bucket,
+    [TASK_ENV.outputUri]: argument.outputPrefix,
+    [TASK_ENV.runId]: argument.runId,
+    [TASK_ENV.params]: JSON.stringify(request.params),
   };
-  if (request.client) env.BATCHWIRE_CLIENT = request.client;
+  if (request.client) env[TASK_ENV.client] = request.client;
   const overrides: RunJobOverrides = {
     containerOverrides: [
       { args: [...args], env: Object.entries(env).map(([name, value]) => ({ name, value })) },
@@ -306,9 +326,12 @@ export interface FlowExecutions {
 }
 
 /** A claim is held by an attempt that has not recorded an execution yet: try again shortly. */
-export class FlowStartInProgressError extends TransientError {
-  constructor(readonly retryAfterSeconds: number) {
-    super('a run for this schedule tick is being started by another attempt; retry shortly');
+export class FlowStartInProgressError extends InProgressError {
+  constructor(retryAfterSeconds: number) {
+    super(
+      'a run for this schedule tick is being started by another attempt; retry shortly',
+      retryAfterSeconds,
+    );
   }
 }
 
@@ -334,31 +357,6 @@ export interface FlowStartResult {
 }
 
 /**
- * What the first attempt of a key claimed: the request as it was asked for (params merged over
- * the flow's configured ones), so that an attempt taking over a crashed start runs that request
- * and not its own, whose params may differ under the same key.
- */
-interface ClaimRecord {
-  version: 1;
-  key: string;
-  trigger: FlowTrigger;
-  flow: string;
-  product: string;
-  client: string | null;
-  /** Absent from claims written before it was recorded: those fall back on the retry's params. */
-  params?: Record<string, unknown>;
-  runId: string;
-  requestedAt: string;
-}
-
-interface StartedRecord {
-  version: 1;
-  key: string;
-  execution: string;
-  startedAt: string;
-}
-
-/**
  * Starts the flow of a validated request, at most once per dedupe key.
  *
  * The order, and what a crash at each point leaves behind:
@@ -378,8 +376,7 @@ interface StartedRecord {
  * attempt may be between its claim and its start) rather than risk a second run.
  */
 export async function startFlow(
-  request: FlowRequest,
-  trigger: FlowTrigger,
+  { request, trigger }: { request: FlowRequest; trigger: FlowTrigger },
   deps: FlowStartDeps,
 ): Promise<FlowStartResult> {
   const now = deps.now ?? (() => new Date());
@@ -393,7 +390,7 @@ export async function startFlow(
     return { status: 'started', execution, runId };
   }
 
-  const claim: ClaimRecord = {
+  const claim: FlowClaimRecord = {
     version: 1,
     key,
     trigger,
@@ -404,7 +401,7 @@ export async function startFlow(
     runId,
     requestedAt: requestedAt.toISOString(),
   };
-  if (await deps.store.createIfAbsent(claimObjectName(key), JSON.stringify(claim), 'application/json')) {
+  if (await takeClaim(deps.store, SCHEDULE, key, claim)) {
     const plan = planFlowStart(request, deps.config, { runId, key });
     const execution = await deps.executions.start(plan.workflow, JSON.stringify(plan.argument), plan.labels);
     await recordStarted(deps.store, key, execution, now());
@@ -412,12 +409,11 @@ export async function startFlow(
   }
 
   // The key was claimed before: by an attempt that finished, one still running, or one that crashed.
-  const recorded = await readJson<StartedRecord>(deps.store, startedObjectName(key));
-  const held = (await readJson<ClaimRecord>(deps.store, claimObjectName(key))) ?? claim;
+  const recorded = await readDone<FlowStartedRecord>(deps.store, SCHEDULE, key, STARTED);
+  const held = (await readClaim<FlowClaimRecord>(deps.store, SCHEDULE, key)) ?? claim;
   if (recorded?.execution)
     return { status: 'deduped', execution: recorded.execution, runId: held.runId, key };
 
-  const heldAt = new Date(held.requestedAt);
   // Flow, product and client are part of the key, so only the params can differ from the
   // claimed request (a manual retry reusing its Idempotency-Key with other params, a Scheduler
   // job whose body was edited between attempts): the claimed request is the one that runs.
@@ -430,7 +426,7 @@ export async function startFlow(
   }
 
   const leaseMs = deps.claimLeaseMs ?? 30_000;
-  const age = now().getTime() - heldAt.getTime();
+  const age = claimAgeMs(held.requestedAt, now());
   if (Number.isNaN(age) || age < leaseMs) {
     throw new FlowStartInProgressError(
       Math.max(1, Math.ceil((leaseMs - (Number.isNaN(age) ? 0 : age)) / 1000)),
@@ -443,17 +439,6 @@ export async function startFlow(
 }
 
 async function recordStarted(store: ObjectStore, key: string, execution: string, at: Date): Promise<void> {
-  const record: StartedRecord = { version: 1, key, execution, startedAt: at.toISOString() };
-  // Create-only: should two attempts both get here, the first record wins and stays the answer.
-  await store.createIfAbsent(startedObjectName(key), JSON.stringify(record), 'application/json');
-}
-
-async function readJson<T>(store: ObjectStore, name: string): Promise<T | undefined> {
-  const text = await store.readText(name);
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return undefined;
-  }
+  const record: FlowStartedRecord = { version: 1, key, execution, startedAt: at.toISOString() };
+  await recordDone(store, SCHEDULE, key, STARTED, record);
 }

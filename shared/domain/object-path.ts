@@ -18,6 +18,25 @@ export const BOOKKEEPING_PREFIX = '_batchwire/';
 /** Where rejection records are written: `_batchwire/rejections/{product}/{client}/<key>.json`. */
 export const REJECTIONS_PREFIX = `${BOOKKEEPING_PREFIX}rejections/`;
 
+/**
+ * Where the once-only claims live: `_batchwire/claims/{scope}/<key>.json` (the claim) and
+ * `<key>.{done}.json` (what its holder finished). See claims.ts.
+ */
+export const CLAIMS_PREFIX = `${BOOKKEEPING_PREFIX}claims/`;
+
+/** What a claim makes happen once: a result published (`results`), a flow tick started (`schedule`). */
+export type ClaimScope = 'results' | 'schedule';
+
+/** The claim object of `key` in `scope`, created with `ifGenerationMatch: 0` by the first attempt. */
+export function claimObjectName(scope: ClaimScope, key: string): string {
+  return `${CLAIMS_PREFIX}${scope}/${key}.json`;
+}
+
+/** The record its holder writes once the claimed work is done (`published`, `started`). */
+export function claimDoneObjectName(scope: ClaimScope, key: string, done: string): string {
+  return `${CLAIMS_PREFIX}${scope}/${key}.${done}.json`;
+}
+
 /** The segment that marks a client's uploads. */
 export const INPUTS_SEGMENT = 'inputs';
 
@@ -86,4 +105,28 @@ export function parseObjectUri(uri: string): { bucket: string; name: string } | 
 /** The prefix a job writes its results under: `{product}/{client}/outputs/{jobId}/`. */
 export function outputPrefix(product: string, client: string, jobId: string): string {
   return `${product}/${client}/${OUTPUTS_SEGMENT}/${jobId}/`;
+}
+
+/** Where a product-wide flow (no client) writes: the segment that stands in for the client. */
+export const PRODUCT_FLOWS_SEGMENT = '_flows';
+
+/**
+ * The prefix a flow run writes its results under:
+ * `{product}/{client | _flows}/flows/{flow}/{runId}/`.
+ */
+export function flowOutputPrefix(
+  product: string,
+  client: string | null,
+  flow: string,
+  runId: string,
+): string {
+  return `${product}/${client ?? PRODUCT_FLOWS_SEGMENT}/flows/${flow}/${runId}/`;
+}
+
+/**
+ * The object a client uploads for inference: `{product}/{client}/inputs/{path}` (the CLI's
+ * `upload`, the demo and the local platform build names with it).
+ */
+export function inputObjectName(product: string, client: string, path: string): string {
+  return `${product}/${client}/${INPUTS_SEGMENT}/${path}`;
 }

@@ -5,7 +5,17 @@ import type { Config } from '../config/schema.js';
 import { outputTopic } from '../plan/names.js';
 import { PermanentError, TransientError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
+import {
+  claimAgeMs,
+  isDone,
+  type ResultClaimRecord,
+  type ResultPublishedRecord,
+  readClaim,
+  recordDone,
+  takeClaim,
+} from './claims.js';
 import { BATCHWIRE_UUID_NAMESPACE, uuidV5 } from './job-id.js';
+import { type ClaimScope, claimDoneObjectName, claimObjectName } from './object-path.js';
 import type { Rejection } from './rejection.js';
 
 /**
@@ -354,13 +364,18 @@ export function fromPubSubMessage<T = unknown>(message: {
   return HTTP.toEvent<T>({ headers: message.attributes, body }) as CloudEvent<T>;
 }
 
-/** Where the platform records that a result is being, or has been, published. */
-export function claimObjectName(eventId: string): string {
-  return `_batchwire/claims/results/${eventId}.json`;
+/** The claim scope of results, and what its done record says. */
+const RESULTS: ClaimScope = 'results';
+const PUBLISHED = 'published';
+
+/** The claim a delivery takes before publishing result `eventId` (see {@link publishOnce}). */
+export function resultClaimObjectName(eventId: string): string {
+  return claimObjectName(RESULTS, eventId);
 }
 
+/** The record that result `eventId` was published: its presence makes every later delivery a no-op. */
 export function publishedObjectName(eventId: string): string {
-  return `_batchwire/claims/results/${eventId}.published.json`;
+  return claimDoneObjectName(RESULTS, eventId, PUBLISHED);
 }
 
 export interface PublishOnceDeps {
@@ -374,16 +389,6 @@ export interface PublishOnceDeps {
    * abandoned and taken over.
    */
   claimLeaseMs?: number;
-}
-
-interface ClaimRecord {
-  eventId: string;
-  type: string;
-  topic: string;
-  state: 'publishing';
-  claimedAt: string;
-  /** The Pub/Sub message (delivery) that holds the claim: its own redelivery may take over at once. */
-  deliveryId: string;
 }
 
 export type PublishOutcome = 'published' | 'already-published';
@@ -424,12 +429,12 @@ export async function publishOnce(
   const leaseMs = deps.claimLeaseMs ?? 60_000;
   const log = deps.log.child({ resultEventId: event.id, resultType: event.type, topic });
 
-  if ((await deps.store.readText(publishedObjectName(event.id))) !== undefined) {
+  if (await isDone(deps.store, RESULTS, event.id, PUBLISHED)) {
     log.info('result already published; nothing to do');
     return 'already-published';
   }
 
-  const claim: ClaimRecord = {
+  const claim: ResultClaimRecord = {
     eventId: event.id,
     type: event.type,
     topic,
@@ -437,14 +442,9 @@ export async function publishOnce(
     claimedAt: now().toISOString(),
     deliveryId,
   };
-  const created = await deps.store.createIfAbsent(
-    claimObjectName(event.id),
-    JSON.stringify(claim),
-    'application/json',
-  );
-  if (!created) {
-    const existing = parseClaim(await deps.store.readText(claimObjectName(event.id)));
-    const ageMs = existing ? now().getTime() - Date.parse(existing.claimedAt) : Number.POSITIVE_INFINITY;
+  if (!(await takeClaim(deps.store, RESULTS, event.id, claim))) {
+    const existing = validClaim(await readClaim<Partial<ResultClaimRecord>>(deps.store, RESULTS, event.id));
+    const ageMs = existing ? claimAgeMs(existing.claimedAt, now()) : Number.POSITIVE_INFINITY;
     const ownClaim = existing?.deliveryId === deliveryId;
     if (!ownClaim && ageMs < leaseMs) {
       throw new TransientError(
@@ -459,17 +459,14 @@ export async function publishOnce(
 
   const { data, attributes } = toPubSubMessage(event);
   const messageId = await deps.publisher.publish(topic, data, attributes);
-  await deps.store.createIfAbsent(
-    publishedObjectName(event.id),
-    JSON.stringify({
-      eventId: event.id,
-      topic,
-      state: 'published',
-      messageId,
-      publishedAt: now().toISOString(),
-    }),
-    'application/json',
-  );
+  const published: ResultPublishedRecord = {
+    eventId: event.id,
+    topic,
+    state: 'published',
+    messageId,
+    publishedAt: now().toISOString(),
+  };
+  await recordDone(deps.store, RESULTS, event.id, PUBLISHED, published);
   log.info({ messageId }, 'result published');
   return 'published';
 }
@@ -502,14 +499,9 @@ export async function publishRejection(
   );
 }
 
-function parseClaim(text: string | undefined): ClaimRecord | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const value = JSON.parse(text) as Partial<ClaimRecord>;
-    return typeof value.claimedAt === 'string' && typeof value.deliveryId === 'string'
-      ? (value as ClaimRecord)
-      : undefined;
-  } catch {
-    return undefined;
-  }
+/** A claim record that names its holder and time, else undefined (an unreadable claim is taken over). */
+function validClaim(value: Partial<ResultClaimRecord> | undefined): ResultClaimRecord | undefined {
+  return typeof value?.claimedAt === 'string' && typeof value.deliveryId === 'string'
+    ? (value as ResultClaimRecord)
+    : undefined;
 }

@@ -4,7 +4,7 @@ import { REJECTIONS_PREFIX } from './object-path.js';
 /**
  * A rejected upload: a file under a known product's `inputs/` that Batchwire will not run.
  * Recorded as JSON at {@link rejectionRecordName} (where the client, or support, can see it),
- * and handed to `onRejected` so it can also reach the client's topic as an event.
+ * and published by the core (publishRejection) so it also reaches the client's topic as an event.
  */
 
 /** Why an upload was rejected; stable codes that downstream users may switch on. */

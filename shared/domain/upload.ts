@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ObjectStore } from '../clients/ports.js';
+import type { ObjectStore, Publisher } from '../clients/ports.js';
 import type { Config } from '../config/schema.js';
 import { AlreadyExistsError, MalformedEventError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
@@ -7,6 +7,7 @@ import type { BatchJob, BatchJobs } from './batch-job.js';
 import { buildInferenceJob } from './inference-job.js';
 import { jobIdFor, objectVersionHash, requestIdFor } from './job-id.js';
 import { objectUri, parseObjectName } from './object-path.js';
+import { publishRejection } from './output-event.js';
 import {
   type Rejection,
   type RejectionReason,
@@ -72,27 +73,18 @@ export type UploadOutcome =
   | { kind: 'submitted'; jobId: string; requestId: string; jobName: string; jobUid: string }
   | { kind: 'exists'; jobId: string; requestId: string };
 
-/** Extra context handed to `onRejected`. */
-export interface RejectedContext {
-  recordName: string;
-  /** True when this call wrote the record; false on a repeated event. */
-  recorded: boolean;
-  /** The triggering delivery (the CloudEvent id), to tell a redelivery from a concurrent duplicate. */
-  deliveryId: string | undefined;
-  log: Logger;
-}
-
 export interface UploadDeps {
   config: Config;
   batch: BatchJobs;
   /** The platform bucket (`config.bucket`), for rejection records. */
   store: ObjectStore;
   /**
-   * Called after every rejection is recorded, including repeats (so that a publish that failed
-   * is retried with the event): implementations dedupe by `rejection.key`. Throwing a
-   * TransientError fails the event.
+   * Sends every recorded rejection, repeats included (so that a publish that failed is retried
+   * with the event), to the client's topic; {@link publishRejection} dedupes by its key.
    */
-  onRejected?: (rejection: Rejection, context: RejectedContext) => Promise<void>;
+  publisher: Publisher;
+  /** Bound to the event; the core adds product, client and job id as it learns them. */
+  log: Logger;
   limits?: Partial<UploadLimits>;
   now?: () => Date;
 }
@@ -243,21 +235,27 @@ function extensionOf(path: string): string {
   return dot > 0 ? base.slice(dot).toLowerCase() : '';
 }
 
+/** One finalized object, as delivered. */
+export interface UploadInput {
+  object: UploadObject;
+  /** The triggering delivery (the CloudEvent id), to tell a redelivery from a concurrent duplicate. */
+  deliveryId?: string;
+}
+
 /**
  * Handles one finalized object end to end: decides, then records the rejection or submits the
  * job. Returns what happened; throws only what a retry may cure (or a permanent Batch error,
  * which the event wrapper logs and acks).
  *
  * @example
- * const outcome = await handleUpload(object, deps, log);
+ * const outcome = await handleUpload({ object, deliveryId: event.id }, deps);
  * if (outcome.kind === 'submitted') log.info({ jobId: outcome.jobId }, 'started');
  */
 export async function handleUpload(
-  object: UploadObject,
+  { object, deliveryId }: UploadInput,
   deps: UploadDeps,
-  log: Logger,
-  deliveryId?: string,
 ): Promise<UploadOutcome> {
+  const { log } = deps;
   const decision = decideUpload(object, deps.config, deps.limits);
   switch (decision.kind) {
     case 'ignore': {
@@ -318,7 +316,14 @@ async function reject(
   };
   if (recorded) log.error(fields, `upload rejected: ${rejection.message}`);
   else log.info(fields, 'upload rejected (already recorded: a repeated event)');
-  await deps.onRejected?.(rejection, { recordName, recorded, deliveryId, log });
+  await publishRejection(rejection, {
+    config: deps.config,
+    store: deps.store,
+    publisher: deps.publisher,
+    log,
+    ...(deliveryId ? { deliveryId } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+  });
   return { kind: 'rejected', rejection, recordName, recorded };
 }
 

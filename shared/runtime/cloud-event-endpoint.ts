@@ -1,5 +1,6 @@
 import type { HttpFunction, Request, Response } from '@google-cloud/functions-framework';
 import type { CloudEventV1 } from 'cloudevents';
+import { HttpStatus } from './http-status.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -45,16 +46,18 @@ export function cloudEventEndpoint(
         { status: parsed.status, method: req.method, contentType: req.get('content-type') ?? null },
         `request refused before the function: ${parsed.error}`,
       );
-      if (parsed.status === 405) res.set('Allow', 'POST');
+      if (parsed.status === HttpStatus.METHOD_NOT_ALLOWED) res.set('Allow', 'POST');
       res.status(parsed.status).json({ error: parsed.error });
       return;
     }
     try {
       await handler(parsed.event);
-      res.status(204).end();
+      res.status(HttpStatus.NO_CONTENT).end();
     } catch {
       // The handler's wrapper has logged why at ERROR; the status alone tells the trigger to retry.
-      res.status(500).json({ error: `${name} failed on this event; the trigger will retry it` });
+      res
+        .status(HttpStatus.INTERNAL_SERVER_ERROR)
+        .json({ error: `${name} failed on this event; the trigger will retry it` });
     }
   };
 }
@@ -86,31 +89,36 @@ export type CloudEventRequestResult = { event: CloudEventV1<unknown> } | { statu
  * for a request that is no CloudEvent in any mode (naming what is missing).
  */
 export function cloudEventFromRequest(req: CloudEventRequest): CloudEventRequestResult {
-  if (req.method !== 'POST') return refuse(405, `method ${req.method} not allowed: POST a CloudEvent`);
+  if (req.method !== 'POST')
+    return refuse(HttpStatus.METHOD_NOT_ALLOWED, `method ${req.method} not allowed: POST a CloudEvent`);
 
   const headers = ceHeaders(req.headers);
   const body = jsonBody(req.body);
-  if ('error' in body) return refuse(400, body.error);
+  if ('error' in body) return refuse(HttpStatus.BAD_REQUEST, body.error);
 
   if (Object.keys(headers).length > 0) {
     const missing = REQUIRED.filter((attribute) => !headers[attribute]);
     if (missing.length > 0) {
       return refuse(
-        400,
+        HttpStatus.BAD_REQUEST,
         `binary-mode CloudEvent without ${missing.map((a) => `ce-${a}`).join(', ')}: ${EXPECTED}`,
       );
     }
-    if (!isObject(body.value)) return refuse(400, `the event data must be a JSON object: ${EXPECTED}`);
+    if (!isObject(body.value))
+      return refuse(HttpStatus.BAD_REQUEST, `the event data must be a JSON object: ${EXPECTED}`);
     return { event: { ...headers, data: body.value } as unknown as CloudEventV1<unknown> };
   }
 
   const value = body.value;
-  if (!isObject(value)) return refuse(400, `the body must be a JSON object: ${EXPECTED}`);
+  if (!isObject(value)) return refuse(HttpStatus.BAD_REQUEST, `the body must be a JSON object: ${EXPECTED}`);
 
   if (contentType(req.headers).startsWith('application/cloudevents+json') || 'specversion' in value) {
     const missing = REQUIRED.filter((attribute) => typeof value[attribute] !== 'string' || !value[attribute]);
     if (missing.length > 0)
-      return refuse(400, `structured CloudEvent without ${missing.join(', ')}: ${EXPECTED}`);
+      return refuse(
+        HttpStatus.BAD_REQUEST,
+        `structured CloudEvent without ${missing.join(', ')}: ${EXPECTED}`,
+      );
     return { event: value as unknown as CloudEventV1<unknown> };
   }
 
@@ -118,7 +126,7 @@ export function cloudEventFromRequest(req: CloudEventRequest): CloudEventRequest
     const message = value.message;
     const messageId = message.messageId ?? message.message_id;
     if (typeof messageId !== 'string' || !messageId)
-      return refuse(400, 'Pub/Sub push without message.messageId');
+      return refuse(HttpStatus.BAD_REQUEST, 'Pub/Sub push without message.messageId');
     const publishTime = message.publishTime ?? message.publish_time;
     const topic = /projects\/[^/?]+\/topics\/[^/?]+/.exec(req.path)?.[0];
     return {
@@ -134,7 +142,7 @@ export function cloudEventFromRequest(req: CloudEventRequest): CloudEventRequest
     };
   }
 
-  return refuse(400, `no CloudEvent in the request: ${EXPECTED}`);
+  return refuse(HttpStatus.BAD_REQUEST, `no CloudEvent in the request: ${EXPECTED}`);
 }
 
 function refuse(status: number, error: string): { status: number; error: string } {

@@ -17,6 +17,11 @@ export interface CloudEventFunctionOptions {
   maxEventAgeSeconds: number;
   log: Logger;
   now?: () => Date;
+  /**
+   * The event type the function is triggered by. An event of another type (a trigger wired
+   * with another GCS event, say) is not the function's: WARNING and acked, never handled.
+   */
+  eventType?: string;
 }
 
 /**
@@ -50,6 +55,11 @@ export function cloudEventFunction<T>(
         { ageSeconds: Math.round(ageSeconds), maxEventAgeSeconds: options.maxEventAgeSeconds },
         'event dropped: older than the max event age',
       );
+      return;
+    }
+
+    if (options.eventType && event.type && event.type !== options.eventType) {
+      log.warn({ expected: options.eventType }, `event ignored: type ${event.type}`);
       return;
     }
 

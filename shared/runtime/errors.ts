@@ -38,6 +38,19 @@ export class PermissionDeniedError extends TransientError {
   }
 }
 
+/**
+ * Another attempt of the same request is in progress: retry after `retryAfterSeconds` (an HTTP
+ * function answers 409 with Retry-After), and that retry finds the work done.
+ */
+export class InProgressError extends TransientError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
 /** A fault that no retry cures: the input, the event or the request is wrong. */
 export class PermanentError extends BatchwireError {
   override readonly retryable: boolean = false;

@@ -311,7 +311,7 @@ describe('local Batch service: running jobs', () => {
       job: scriptJob(`echo started; sleep 1.5; echo survived`),
     });
     const logFile = join(batch.logDir, jobId, 'task-0-attempt-0.log');
-    for (let i = 0; i < 100 && !readIfExists(logFile).includes('started'); i++) await sleep(20);
+    await until(() => readIfExists(logFile).includes('started'), 2_000);
 
     // Act
     const [operation] = await client.deleteJob({ name: created.name as string });
@@ -339,7 +339,6 @@ describe('local Batch service: notifications', () => {
     const [created] = await client.createJob({ parent: PARENT, jobId, job });
     await batch.waitForJob(created.name as string);
     await until(() => messages.length >= 4);
-    await sleep(200); // nothing more should arrive
     await close();
 
     // Assert (Pub/Sub without ordering keys delivers in any order: the set is the contract)
@@ -384,7 +383,6 @@ describe('local Batch service: notifications', () => {
     const [created] = await client.createJob({ parent: PARENT, jobId: uniqueId('notify-failed'), job });
     await batch.waitForJob(created.name as string);
     await until(() => messages.length >= 2);
-    await sleep(200);
     await close();
 
     // Assert

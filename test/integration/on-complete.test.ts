@@ -15,7 +15,7 @@ import { createPubSubPublisher, type PubSubPublisher } from '../../shared/client
 import { createObjectStore } from '../../shared/clients/storage.js';
 import { buildInferenceJob } from '../../shared/domain/inference-job.js';
 import { jobIdFor } from '../../shared/domain/job-id.js';
-import { outputPrefix } from '../../shared/domain/object-path.js';
+import { CLAIMS_PREFIX, outputPrefix } from '../../shared/domain/object-path.js';
 import { type InferenceResultData, inferenceResultId } from '../../shared/domain/output-event.js';
 import { outputTopic } from '../../shared/plan/names.js';
 import { createLogger } from '../../shared/runtime/logger.js';
@@ -38,7 +38,6 @@ const REGION = 'europe-west2';
 const BUCKET = 'oncomplete-bucket';
 const COMPLETION_TOPIC = 'completions';
 const IMAGE = 'europe-docker.pkg.dev/test/batchwire/inference:test';
-const SETTLE_MS = 1_500;
 
 const config = testConfig(
   `
@@ -74,6 +73,8 @@ let fn: FunctionServer;
 const received: Record<string, Message[]> = { acme: [], globex: [] };
 /** Every event the function finished handling (acked or failed): its id and message attributes. */
 const handled: Array<{ id: string; attributes: Record<string, string>; failed: boolean }> = [];
+/** Every result the function published (topic and attributes), in publish order. */
+const published: Array<{ topic: string; attributes: Record<string, string> }> = [];
 const subscriptions: Subscription[] = [];
 
 beforeAll(async () => {
@@ -108,7 +109,15 @@ beforeAll(async () => {
       bucket: BUCKET,
       clientOptions: { apiEndpoint: storageServer.url, projectId: PROJECT },
     }),
-    publisher,
+    // The real publisher, counted: once a delivery is handled, what it published is known
+    // without waiting for messages that should not come.
+    publisher: {
+      publish: async (topic, data, attributes) => {
+        const id = await publisher.publish(topic, data, attributes);
+        published.push({ topic, attributes });
+        return id;
+      },
+    },
     log: createLogger({ level: 'silent' }),
   });
   fn = await serveCloudEventFunction('onCompleteIntegration', async (event) => {
@@ -173,7 +182,18 @@ async function submitJob(
 /** The job states of the notifications onComplete handled for a job, in order. */
 const statesHandled = (uid: string) =>
   handled.filter((h) => h.attributes.JobUID === uid && !h.failed).map((h) => h.attributes.NewJobState);
-const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+/**
+ * The result claims in the bucket. Every publish is preceded by its claim, written inside the
+ * handler before the function answers: once a post has answered, an unchanged set of claims
+ * proves that it published nothing (no fixed wait for a message that should not come).
+ */
+const resultClaims = async () => {
+  const [files] = await storage.bucket(BUCKET).getFiles({ prefix: `${CLAIMS_PREFIX}results/` });
+  return files.map((file) => file.name).sort();
+};
+/** The results the function published for a job, on any topic. */
+const publishedFor = (jobId: string) =>
+  published.filter((p) => p.attributes['ce-subject'] === `jobs/${jobId}`);
 const forJob = (client: string, jobId: string) =>
   received[client]?.filter((m) => m.attributes['ce-subject'] === `jobs/${jobId}`) ?? [];
 const parse = (message: Message) => JSON.parse(message.data.toString('utf8')) as InferenceResultData;
@@ -205,12 +225,11 @@ describe('onComplete (push from the completion topic)', () => {
     });
     const message = await waitFor(() => forJob('acme', job.jobId)[0], 'the succeeded event');
     await waitFor(() => (statesHandled(job.uid).length >= 1 ? true : undefined), 'SUCCEEDED handled');
-    await settle();
 
     // Assert: the job spec asks Batch for terminal states only, so QUEUED, SCHEDULED and
-    // RUNNING never invoke onComplete
+    // RUNNING never invoke onComplete; the handled delivery published one result
     expect(statesHandled(job.uid)).toEqual(['SUCCEEDED']);
-    expect(forJob('acme', job.jobId)).toHaveLength(1);
+    expect(publishedFor(job.jobId)).toHaveLength(1);
     expect(forJob('globex', job.jobId)).toHaveLength(0);
     expect(message.attributes).toMatchObject({
       'ce-specversion': '1.0',
@@ -241,10 +260,10 @@ describe('onComplete (push from the completion topic)', () => {
     // Arrange + Act
     const job = await submitJob('acme', { fail: true });
     const message = await waitFor(() => forJob('acme', job.jobId)[0], 'the failed event');
-    await settle();
+    await waitFor(() => (statesHandled(job.uid).length >= 1 ? true : undefined), 'FAILED handled');
 
     // Assert
-    expect(forJob('acme', job.jobId)).toHaveLength(1);
+    expect(publishedFor(job.jobId)).toHaveLength(1);
     expect(message.attributes['ce-type']).toBe('dev.batchwire.inference.failed');
     expect(message.attributes['ce-id']).toBe(inferenceResultId(job.uid, 'FAILED'));
     const data = parse(message);
@@ -258,10 +277,10 @@ describe('onComplete (push from the completion topic)', () => {
     // Arrange + Act
     const job = await submitJob('globex');
     await waitFor(() => forJob('globex', job.jobId)[0], "globex's event");
-    await settle();
+    await waitFor(() => (statesHandled(job.uid).length >= 1 ? true : undefined), 'the final state handled');
 
     // Assert
-    expect(forJob('globex', job.jobId)).toHaveLength(1);
+    expect(publishedFor(job.jobId).map((p) => p.topic)).toEqual([outputTopic('mlops-template', 'globex')]);
     expect(forJob('acme', job.jobId)).toHaveLength(0);
   });
 
@@ -279,11 +298,10 @@ describe('onComplete (push from the completion topic)', () => {
       eventarcNotification(jobAttributes(job, 'SUCCEEDED'), 'redelivered-1'),
     );
     await waitFor(() => handled.find((h) => h.id === duplicateId && !h.failed), 'the duplicate handled');
-    await settle();
 
-    // Assert
+    // Assert: all three deliveries handled, one result published
     expect(redelivery.status).toBe(204);
-    expect(forJob('acme', job.jobId)).toHaveLength(1);
+    expect(publishedFor(job.jobId)).toHaveLength(1);
   });
 });
 
@@ -292,21 +310,24 @@ describe('onComplete (Eventarc delivery)', () => {
     // Arrange: a finished job that notifies no one, so only these posts reach onComplete
     const job = await submitJob('acme', { notify: false });
 
+    const claimsBefore = await resultClaims();
+
     // Act
     const statuses = [];
     for (const state of ['QUEUED', 'SCHEDULED', 'RUNNING']) {
       statuses.push((await fn.postEvent(eventarcNotification(jobAttributes(job, state)))).status);
     }
-    await settle();
 
-    // Assert
+    // Assert: each post was handled to its end (204), and none claimed a result to publish
     expect(statuses).toEqual([204, 204, 204]);
+    expect(await resultClaims()).toEqual(claimsBefore);
     expect(forJob('acme', job.jobId)).toHaveLength(0);
   });
 
   it('acks an unknown job and a notification with attributes missing, publishing nothing', async () => {
     // Arrange
     const before = received.acme.length + received.globex.length;
+    const claimsBefore = await resultClaims();
     const unknown = { name: `projects/${PROJECT}/locations/${REGION}/jobs/bw-unknown-job`, uid: 'nope' };
 
     // Act
@@ -314,10 +335,10 @@ describe('onComplete (Eventarc delivery)', () => {
     const missing = await fn.postEvent(
       eventarcNotification({ Type: 'JOB_STATE_CHANGED', NewJobState: 'SUCCEEDED', Region: REGION }),
     );
-    await settle();
 
-    // Assert
+    // Assert: both handled to their end (204), and neither claimed a result to publish
     expect([unknownJob.status, missing.status]).toEqual([204, 204]);
+    expect(await resultClaims()).toEqual(claimsBefore);
     expect(received.acme.length + received.globex.length).toBe(before);
   });
 
@@ -331,11 +352,10 @@ describe('onComplete (Eventarc delivery)', () => {
     const denied = await fn.postEvent(notification);
     const retried = await fn.postEvent(notification);
     await waitFor(() => forJob('acme', job.jobId)[0], 'the succeeded event');
-    await settle();
 
     // Assert: failed, not acked (acking would have lost the result for good)
     expect([denied.status, retried.status]).toEqual([500, 204]);
-    expect(forJob('acme', job.jobId)).toHaveLength(1);
+    expect(publishedFor(job.jobId)).toHaveLength(1);
   });
 
   it('fails (500) while the output topic is missing, and publishes once it exists', async () => {
@@ -357,11 +377,10 @@ describe('onComplete (Eventarc delivery)', () => {
     // Act: the trigger retries the same message
     const retry = await fn.postEvent(notification);
     await waitFor(() => initech[0], "initech's event");
-    await settle();
 
     // Assert
     expect(retry.status).toBe(204);
-    expect(initech).toHaveLength(1);
+    expect(publishedFor(job.jobId)).toHaveLength(1);
     expect(initech[0]?.attributes['ce-id']).toBe(inferenceResultId(job.uid, 'SUCCEEDED'));
   });
 });

@@ -11,10 +11,13 @@ import { type LocalBatchService, startBatchService } from '../../local/batch/ser
 import { type LocalRunService, startRunService } from '../../local/run/server.js';
 import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
 import { type LocalWorkflowsService, startWorkflowsService } from '../../local/workflows/server.js';
-import { RunJobsAdapter } from '../../shared/clients/run.js';
+import { createRunJobsAdapter } from '../../shared/clients/run.js';
 import { createObjectStore } from '../../shared/clients/storage.js';
-import { WorkflowsExecutionsAdapter } from '../../shared/clients/workflows.js';
-import { claimObjectName, dedupeKey, startedObjectName } from '../../shared/domain/flow-start.js';
+import {
+  createWorkflowsExecutions,
+  type WorkflowsExecutionsAdapter,
+} from '../../shared/clients/workflows.js';
+import { dedupeKey, scheduleClaimObjectName, startedObjectName } from '../../shared/domain/flow-start.js';
 import { repoConfig } from '../helpers/config.js';
 import { type FunctionServer, startFunction } from '../helpers/functions.js';
 import { subscribe } from '../helpers/pubsub.js';
@@ -107,7 +110,7 @@ beforeAll(async () => {
   subscription = await subscribe(topic, `${completionTopic}-test`, (message) => {
     completions.push({ data: JSON.parse(message.data.toString('utf8')), attributes: message.attributes });
   });
-  const jobs = new RunJobsAdapter({ env: { RUN_EMULATOR_HOST: run.host } });
+  const jobs = createRunJobsAdapter({ env: { RUN_EMULATOR_HOST: run.host } });
   const parent = `projects/${config.project}/locations/${config.region}`;
   await jobs.ensureJob(parent, 'mlops-template-metadata', {
     image: `${IMAGES}/metadata:latest`,
@@ -116,7 +119,7 @@ beforeAll(async () => {
   await jobs.ensureJob(parent, 'refit-job', { image: `${IMAGES}/refit:latest`, maxRetries: 0 });
   await jobs.close();
 
-  executions = new WorkflowsExecutionsAdapter({ env: { WORKFLOWS_EMULATOR_HOST: workflows.host } });
+  executions = createWorkflowsExecutions({ env: { WORKFLOWS_EMULATOR_HOST: workflows.host } });
   http(
     'onSchedule',
     createOnSchedule({
@@ -214,7 +217,7 @@ describe('onSchedule: Google services it cannot reach', () => {
       'onScheduleNoWorkflows',
       createOnSchedule({
         config,
-        executions: new WorkflowsExecutionsAdapter({ env: { WORKFLOWS_EMULATOR_HOST: 'no-port-here' } }),
+        executions: createWorkflowsExecutions({ env: { WORKFLOWS_EMULATOR_HOST: 'no-port-here' } }),
         store: createObjectStore({
           bucket: config.bucket,
           clientOptions: { apiEndpoint: storage.url, projectId: config.project },
@@ -271,7 +274,7 @@ describe('onSchedule: dedupe of Scheduler deliveries', () => {
       { ...body, client: null },
     ) as string;
     const bucket = new Storage({ apiEndpoint: storage.url, projectId: config.project }).bucket(config.bucket);
-    const [claimExists] = await bucket.file(claimObjectName(key)).exists();
+    const [claimExists] = await bucket.file(scheduleClaimObjectName(key)).exists();
     const [record] = await bucket.file(startedObjectName(key)).download();
     expect(claimExists).toBe(true);
     expect(JSON.parse(record.toString())).toMatchObject({ execution: answer.execution });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { BatchServiceClient, type protos } from '@google-cloud/batch';
+import { type Message, PubSub, type Subscription } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOnUpload } from '../../functions/on-upload.js';
@@ -12,11 +13,13 @@ import {
 import { type BatchAdapter, createBatchAdapter } from '../../shared/clients/batch.js';
 import { grpcClientOptions } from '../../shared/clients/endpoints.js';
 import { GrpcCode } from '../../shared/clients/grpc-errors.js';
+import { createPubSubPublisher, type PubSubPublisher } from '../../shared/clients/pubsub.js';
 import { createObjectStore } from '../../shared/clients/storage.js';
 import { readTaskContract } from '../../shared/domain/batch-job.js';
 import { jobIdFor } from '../../shared/domain/job-id.js';
 import { objectUri } from '../../shared/domain/object-path.js';
 import type { Rejection } from '../../shared/domain/rejection.js';
+import { outputTopic } from '../../shared/plan/names.js';
 import { AlreadyExistsError, NotFoundError, TransientError } from '../../shared/runtime/errors.js';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';
@@ -27,12 +30,14 @@ import {
   serveCloudEventFunction,
   storageFinalizedEvent,
 } from '../helpers/functions.js';
+import { collectMessages } from '../helpers/pubsub.js';
 
 // onUpload under functions-framework, with the REAL Batch client against the local Batch
 // service and the REAL Storage client against the local GCS server; events POSTed as Eventarc
 // sends them (binary-mode CloudEvents).
 
-const PROJECT = 'it-project';
+// A project of its own: topics on the shared Pub/Sub emulator never collide with other test files.
+const PROJECT = `it-upload-${randomUUID().slice(0, 8)}`;
 const REGION = 'europe-west2';
 const BUCKET = 'it-uploads';
 const PARENT = `projects/${PROJECT}/locations/${REGION}`;
@@ -74,6 +79,11 @@ let batchAdapter: BatchAdapter;
 let batchClient: BatchServiceClient;
 let fn: FunctionServer;
 const logs: Array<Record<string, unknown>> = [];
+let pubsub: PubSub;
+let publisher: PubSubPublisher;
+let acmeSubscription: Subscription;
+/** What reaches acme's output topic (rejections are sent there as CloudEvents). */
+const acmeEvents: Message[] = [];
 const finalized = new Map<string, StorageObjectResource>();
 
 beforeAll(async () => {
@@ -93,10 +103,18 @@ beforeAll(async () => {
     level: 'debug',
     destination: { write: (line: string) => logs.push(JSON.parse(line)) },
   });
+  // The output topics onboarding creates; rejections of acme's uploads are read back from its own.
+  pubsub = new PubSub({ projectId: PROJECT });
+  const [acmeTopic] = await pubsub.createTopic(outputTopic('mlops-template', 'acme'));
+  await pubsub.createTopic(outputTopic('mlops-template', 'globex'));
+  acmeSubscription = (await collectMessages(acmeTopic, 'acme-events', acmeEvents)).subscription;
+  publisher = createPubSubPublisher({ projectId: PROJECT });
+
   const handler = createOnUpload({
     config: CONFIG,
     log,
     batch: batchAdapter,
+    publisher,
     store: createObjectStore({
       bucket: BUCKET,
       clientOptions: { apiEndpoint: storageServer.url, projectId: PROJECT },
@@ -107,6 +125,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fn?.close();
+  await acmeSubscription?.close();
+  await publisher?.close();
+  await pubsub?.close();
   await batchAdapter?.close();
   await batchClient?.close();
   await Promise.all([batchService?.close(), storageServer?.close()]);
@@ -362,6 +383,38 @@ describe('onUpload: rejected uploads', () => {
     // Assert
     expect(again.status).toBe(204);
     expect(await rejectionsFor(name)).toHaveLength(1);
+    await expect
+      .poll(
+        () =>
+          acmeEvents
+            .filter((m) => m.attributes['ce-type'] === 'dev.batchwire.inference.rejected')
+            .map((m) => JSON.parse(m.data.toString('utf8')) as { input?: { uri?: string } })
+            .filter((data) => data.input?.uri === `gs://${BUCKET}/${name}`),
+        { timeout: 10_000 },
+      )
+      .toHaveLength(1);
+  });
+});
+
+describe('onUpload: events of another type', () => {
+  it('acks a GCS event that is not a finalize (a trigger wired wrong) with a WARNING, and starts no job', async () => {
+    // Arrange: an accepted upload, announced as deleted
+    const name = 'mlops-template/acme/inputs/deleted.jsonl';
+    const event = eventForObject(await upload(name, '{"a":1}\n'));
+    const deleted = {
+      ...event,
+      headers: { ...event.headers, 'ce-type': 'google.cloud.storage.object.v1.deleted' },
+    };
+
+    // Act
+    const response = await fn.postEvent(deleted);
+
+    // Assert
+    expect(response.status).toBe(204);
+    expect(await jobsFor(name)).toEqual([]);
+    expect(
+      logs.filter((e) => e.severity === 'WARNING' && String(e.message).includes('event ignored: type')),
+    ).not.toEqual([]);
   });
 });
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalRunService, startRunService } from '../../local/run/server.js';
-import { RunJobsAdapter } from '../../shared/clients/run.js';
+import { createRunJobsAdapter } from '../../shared/clients/run.js';
 import { TransientError } from '../../shared/runtime/errors.js';
 
 /** The RunJobsAdapter (provisioning's Cloud Run jobs) with the real JobsClient against the local Run service. */
@@ -27,11 +27,11 @@ afterAll(async () => {
   await service?.close();
 });
 
-describe('RunJobsAdapter', () => {
+describe('createRunJobsAdapter', () => {
   it('reports a client it cannot create as retryable, and creates it on a later call once it can', async () => {
     // Arrange: the endpoint setting is broken at first.
     const env: NodeJS.ProcessEnv = { RUN_EMULATOR_HOST: 'no-port-here' };
-    const adapter = new RunJobsAdapter({ env });
+    const adapter = createRunJobsAdapter({ env });
 
     try {
       // Act

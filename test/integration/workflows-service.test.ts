@@ -5,7 +5,7 @@ import { ExecutionsClient } from '@google-cloud/workflows';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalWorkflowsService, startWorkflowsService } from '../../local/workflows/server.js';
-import { WorkflowsExecutionsAdapter } from '../../shared/clients/workflows.js';
+import { createWorkflowsExecutions } from '../../shared/clients/workflows.js';
 import { TransientError } from '../../shared/runtime/errors.js';
 
 const PROJECT = 'batchwire-local';
@@ -188,11 +188,11 @@ describe('local Workflows executions service through the real ExecutionsClient',
   });
 });
 
-describe('WorkflowsExecutionsAdapter', () => {
+describe('createWorkflowsExecutions', () => {
   it('reports a client it cannot create as retryable, and creates it on a later call once it can', async () => {
     // Arrange: the endpoint setting is broken at first (say, a bad deploy of the variable).
     const env: NodeJS.ProcessEnv = { WORKFLOWS_EMULATOR_HOST: 'no-port-here' };
-    const adapter = new WorkflowsExecutionsAdapter({ env });
+    const adapter = createWorkflowsExecutions({ env });
 
     try {
       // Act

@@ -17,11 +17,11 @@ import {
 } from '../../shared/domain/completion.js';
 import { buildInferenceJob } from '../../shared/domain/inference-job.js';
 import {
-  claimObjectName,
   fromPubSubMessage,
   type InferenceResultData,
   inferenceResultId,
   publishedObjectName,
+  resultClaimObjectName,
 } from '../../shared/domain/output-event.js';
 import { MalformedEventError, NotFoundError, TransientError } from '../../shared/runtime/errors.js';
 import { createLogger } from '../../shared/runtime/logger.js';
@@ -633,7 +633,7 @@ describe('handleCompletion: publishing once', () => {
     publisher.failNext = new TransientError('publish: topic does not exist');
     await expect(handleCompletion(notification('SUCCEEDED'), deps)).rejects.toBeInstanceOf(TransientError);
     const id = inferenceResultId(UID, 'SUCCEEDED');
-    expect(store.objects.has(claimObjectName(id))).toBe(true);
+    expect(store.objects.has(resultClaimObjectName(id))).toBe(true);
     expect(store.objects.has(publishedObjectName(id))).toBe(false);
     // Act: the same message comes back
     await handleCompletion(notification('SUCCEEDED'), deps);
@@ -648,7 +648,7 @@ describe('handleCompletion: publishing once', () => {
     const { deps, store, publisher, advance } = setup();
     const id = inferenceResultId(UID, 'SUCCEEDED');
     store.objects.set(
-      claimObjectName(id),
+      resultClaimObjectName(id),
       JSON.stringify({
         eventId: id,
         state: 'publishing',

@@ -2,13 +2,13 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { parseFlowRequest } from '../../shared/domain/flow-request.js';
 import {
   CLAIM_LABEL,
-  claimObjectName,
   configuredFlowJobs,
   dedupeKey,
   type FlowExecutions,
   FlowStartInProgressError,
   latestFireTime,
   planFlowStart,
+  scheduleClaimObjectName,
   startedObjectName,
   startFlow,
   triggerFromHeaders,
@@ -143,7 +143,7 @@ describe('triggerFromHeaders and dedupeKey', () => {
       dedupeKey({ kind: 'manual', idempotencyKey: 'k' }, metadata),
     );
     expect(dedupeKey({ kind: 'none' }, train)).toBeUndefined();
-    expect(claimObjectName(key as string)).toBe(`_batchwire/claims/schedule/${key}.json`);
+    expect(scheduleClaimObjectName(key as string)).toBe(`_batchwire/claims/schedule/${key}.json`);
   });
 });
 
@@ -233,9 +233,12 @@ describe('startFlow', () => {
   });
 
   it('starts once per tick: a repeat answers deduped with the same execution; a new tick starts a new one', async () => {
-    const first = await startFlow(train, tick, deps());
-    const repeat = await startFlow(train, tick, deps());
-    const next = await startFlow(train, { ...tick, scheduleTime: '2025-03-02T04:00:00Z' }, deps());
+    const first = await startFlow({ request: train, trigger: tick }, deps());
+    const repeat = await startFlow({ request: train, trigger: tick }, deps());
+    const next = await startFlow(
+      { request: train, trigger: { ...tick, scheduleTime: '2025-03-02T04:00:00Z' } },
+      deps(),
+    );
 
     expect(first).toMatchObject({
       status: 'started',
@@ -251,8 +254,8 @@ describe('startFlow', () => {
   });
 
   it('starts a new run for every call without a trigger', async () => {
-    await startFlow(train, { kind: 'none' }, deps());
-    await startFlow(train, { kind: 'none' }, deps());
+    await startFlow({ request: train, trigger: { kind: 'none' } }, deps());
+    await startFlow({ request: train, trigger: { kind: 'none' } }, deps());
     expect(executions.started).toHaveLength(2);
     expect(store.objects.size).toBe(0);
   });
@@ -260,11 +263,11 @@ describe('startFlow', () => {
   it('recovers an execution started by an attempt that crashed before recording it (found by its label)', async () => {
     // Arrange: the first attempt claimed and started, then died before writing the record.
     const key = dedupeKey(tick, train) as string;
-    const first = await startFlow(train, tick, deps());
+    const first = await startFlow({ request: train, trigger: tick }, deps());
     store.objects.delete(startedObjectName(key));
 
     // Act
-    const retry = await startFlow(train, tick, deps());
+    const retry = await startFlow({ request: train, trigger: tick }, deps());
 
     // Assert
     expect(retry).toMatchObject({ status: 'deduped', execution: first.execution });
@@ -275,16 +278,18 @@ describe('startFlow', () => {
   it('answers "in progress" while a fresh claim has no execution, and takes over once the lease is over', async () => {
     // Arrange: the first attempt claimed, then crashed before starting anything.
     executions.failNext = true;
-    await expect(startFlow(train, tick, deps())).rejects.toThrow('crashed');
+    await expect(startFlow({ request: train, trigger: tick }, deps())).rejects.toThrow('crashed');
 
     // Act + Assert: within the lease, a retry must not risk a second run.
     now = new Date(now.getTime() + 5_000);
-    await expect(startFlow(train, tick, deps())).rejects.toBeInstanceOf(FlowStartInProgressError);
+    await expect(startFlow({ request: train, trigger: tick }, deps())).rejects.toBeInstanceOf(
+      FlowStartInProgressError,
+    );
     expect(executions.started).toHaveLength(0);
 
     // After the lease, the retry starts it, with the run id the claim chose.
     now = new Date(now.getTime() + 60_000);
-    const taken = await startFlow(train, tick, deps());
+    const taken = await startFlow({ request: train, trigger: tick }, deps());
     expect(taken.status).toBe('started');
     expect(executions.started).toHaveLength(1);
     expect(executions.started[0]?.argument).toMatchObject({ runId: taken.runId });
@@ -293,14 +298,14 @@ describe('startFlow', () => {
   it("takes over a crashed start with the request the claim recorded, not the retry's other params", async () => {
     // Arrange: the first attempt claimed with epochs 2, then crashed before starting anything.
     executions.failNext = true;
-    await expect(startFlow(train, tick, deps())).rejects.toThrow('crashed');
+    await expect(startFlow({ request: train, trigger: tick }, deps())).rejects.toThrow('crashed');
     const key = dedupeKey(tick, train) as string;
-    const claim = JSON.parse(store.objects.get(claimObjectName(key)) as string);
+    const claim = JSON.parse(store.objects.get(scheduleClaimObjectName(key)) as string);
     const retried = { ...train, params: { epochs: 99, image: 'evil.example/train:latest' } };
 
     // Act: after the lease, a retry with the same key but other params takes over.
     now = new Date(now.getTime() + 60_000);
-    const taken = await startFlow(retried, tick, deps());
+    const taken = await startFlow({ request: retried, trigger: tick }, deps());
 
     // Assert: the claim holds the original request, and that is what runs.
     expect(claim).toMatchObject({
@@ -321,11 +326,11 @@ describe('startFlow', () => {
   it('takes over a Cloud Run job target with the claimed params in its overrides', async () => {
     // Arrange
     executions.failNext = true;
-    await expect(startFlow(refit, tick, deps())).rejects.toThrow('crashed');
+    await expect(startFlow({ request: refit, trigger: tick }, deps())).rejects.toThrow('crashed');
 
     // Act
     now = new Date(now.getTime() + 60_000);
-    await startFlow({ ...refit, params: { taskCount: 7 } }, tick, deps());
+    await startFlow({ request: { ...refit, params: { taskCount: 7 } }, trigger: tick }, deps());
 
     // Assert
     const argument = executions.started[0]?.argument as { overrides: { taskCount: number } };

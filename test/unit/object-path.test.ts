@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { objectUri, outputPrefix, parseObjectName, parseObjectUri } from '../../shared/domain/object-path.js';
+import {
+  claimDoneObjectName,
+  claimObjectName,
+  flowOutputPrefix,
+  inputObjectName,
+  objectUri,
+  outputPrefix,
+  parseObjectName,
+  parseObjectUri,
+} from '../../shared/domain/object-path.js';
 
 describe('parseObjectName', () => {
   it('finds product, client and path of an input', () => {
@@ -56,5 +65,32 @@ describe('object URIs', () => {
 
   it('puts outputs under the job id', () => {
     expect(outputPrefix('mlops-template', 'acme', 'bw-1')).toBe('mlops-template/acme/outputs/bw-1/');
+  });
+});
+
+describe('the platform layout', () => {
+  it('names claims and their done records under _batchwire/claims/{scope}/', () => {
+    expect(claimObjectName('results', 'id-1')).toBe('_batchwire/claims/results/id-1.json');
+    expect(claimDoneObjectName('results', 'id-1', 'published')).toBe(
+      '_batchwire/claims/results/id-1.published.json',
+    );
+    expect(claimObjectName('schedule', 'k')).toBe('_batchwire/claims/schedule/k.json');
+    expect(claimDoneObjectName('schedule', 'k', 'started')).toBe('_batchwire/claims/schedule/k.started.json');
+  });
+
+  it('puts flow outputs under the client, or _flows for a product-wide flow', () => {
+    expect(flowOutputPrefix('p', 'acme', 'train', 'r1')).toBe('p/acme/flows/train/r1/');
+    expect(flowOutputPrefix('p', null, 'metadata', 'r1')).toBe('p/_flows/flows/metadata/r1/');
+  });
+
+  it('names an upload so that parseObjectName reads it back', () => {
+    const name = inputObjectName('p', 'acme', 'dir/a.jsonl');
+    expect(name).toBe('p/acme/inputs/dir/a.jsonl');
+    expect(parseObjectName(name)).toEqual({
+      kind: 'input',
+      product: 'p',
+      client: 'acme',
+      path: 'dir/a.jsonl',
+    });
   });
 });

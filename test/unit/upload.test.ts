@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { Publisher } from '../../shared/clients/ports.js';
 import type { BatchJob, BatchJobs, CreatedJob } from '../../shared/domain/batch-job.js';
 import { JOB_ID_PATTERN } from '../../shared/domain/job-id.js';
-import type { Rejection } from '../../shared/domain/rejection.js';
 import {
   decideUpload,
   handleUpload,
@@ -66,18 +66,32 @@ function recordingLogger(): { log: Logger; entries: Array<Record<string, unknown
   return { log, entries };
 }
 
+/** What the core published, as the client's topic would receive it. */
+interface Sent {
+  topic: string;
+  data: Record<string, unknown>;
+  attributes: Record<string, string>;
+}
+
 function setup(overrides: Partial<UploadDeps> = {}) {
   const batch = new FakeBatch();
   const store = new MemoryStore();
   const { log, entries } = recordingLogger();
+  const sent: Sent[] = [];
+  const publisher: Publisher = {
+    publish: async (topic, data, attributes) =>
+      String(sent.push({ topic, data: JSON.parse(data.toString('utf8')), attributes })),
+  };
   const deps: UploadDeps = {
     config: CONFIG,
     batch,
     store,
+    publisher,
+    log,
     now: () => new Date('2025-01-02T03:04:05.000Z'),
     ...overrides,
   };
-  return { batch, store, log, entries, deps };
+  return { batch, store, log, entries, deps, sent };
 }
 
 describe('decideUpload', () => {
@@ -175,10 +189,10 @@ describe('decideUpload', () => {
 describe('handleUpload', () => {
   it('submits one job and reports it', async () => {
     // Arrange
-    const { batch, deps, log } = setup();
+    const { batch, deps } = setup();
 
     // Act
-    const outcome = await handleUpload(upload('mlops-template/acme/inputs/a.jsonl'), deps, log);
+    const outcome = await handleUpload({ object: upload('mlops-template/acme/inputs/a.jsonl') }, deps);
 
     // Assert
     expect(outcome).toMatchObject({ kind: 'submitted', jobName: expect.stringContaining('/jobs/bw-') });
@@ -187,12 +201,12 @@ describe('handleUpload', () => {
 
   it('treats ALREADY_EXISTS as success: a repeated event makes no second job', async () => {
     // Arrange
-    const { batch, deps, log } = setup();
+    const { batch, deps } = setup();
     const object = upload('mlops-template/acme/inputs/a.jsonl');
-    const first = await handleUpload(object, deps, log);
+    const first = await handleUpload({ object }, deps);
 
     // Act
-    const second = await handleUpload({ ...object }, deps, log);
+    const second = await handleUpload({ object: { ...object } }, deps);
 
     // Assert
     expect(second).toEqual({
@@ -205,16 +219,16 @@ describe('handleUpload', () => {
 
   it('lets a transient Batch failure through, so the event is retried', async () => {
     // Arrange
-    const { batch, deps, log } = setup();
+    const { batch, deps } = setup();
     batch.failNext = new TransientError('UNAVAILABLE');
 
     // Act + Assert
     await expect(
-      handleUpload(upload('mlops-template/acme/inputs/a.jsonl'), deps, log),
+      handleUpload({ object: upload('mlops-template/acme/inputs/a.jsonl') }, deps),
     ).rejects.toBeInstanceOf(TransientError);
     expect(batch.jobs.size).toBe(0);
     await expect(
-      handleUpload(upload('mlops-template/acme/inputs/a.jsonl'), deps, log),
+      handleUpload({ object: upload('mlops-template/acme/inputs/a.jsonl') }, deps),
     ).resolves.toMatchObject({
       kind: 'submitted',
     });
@@ -222,21 +236,24 @@ describe('handleUpload', () => {
 
   it('lets a permanent Batch failure through for the wrapper to log and ack', async () => {
     // Arrange
-    const { batch, deps, log } = setup();
+    const { batch, deps } = setup();
     batch.failNext = new PermanentError('INVALID_ARGUMENT');
 
     // Act + Assert
     await expect(
-      handleUpload(upload('mlops-template/acme/inputs/a.jsonl'), deps, log),
+      handleUpload({ object: upload('mlops-template/acme/inputs/a.jsonl') }, deps),
     ).rejects.toBeInstanceOf(PermanentError);
   });
 
   it('ignores with a DEBUG log and touches nothing', async () => {
     // Arrange
-    const { batch, store, deps, log, entries } = setup();
+    const { batch, store, deps, entries } = setup();
 
     // Act
-    const outcome = await handleUpload(upload('mlops-template/acme/outputs/bw-1/out.jsonl'), deps, log);
+    const outcome = await handleUpload(
+      { object: upload('mlops-template/acme/outputs/bw-1/out.jsonl') },
+      deps,
+    );
 
     // Assert
     expect(outcome).toEqual({ kind: 'ignored', reason: 'not-inputs' });
@@ -247,13 +264,12 @@ describe('handleUpload', () => {
 
   it('ignores an object of another bucket with a WARNING (a trigger wired to the wrong bucket)', async () => {
     // Arrange
-    const { deps, log, entries } = setup();
+    const { deps, entries } = setup();
 
     // Act
     const outcome = await handleUpload(
-      upload('mlops-template/acme/inputs/a.jsonl', { bucket: 'elsewhere' }),
+      { object: upload('mlops-template/acme/inputs/a.jsonl', { bucket: 'elsewhere' }) },
       deps,
-      log,
     );
 
     // Assert
@@ -261,19 +277,14 @@ describe('handleUpload', () => {
     expect(entries).toEqual([expect.objectContaining({ severity: 'WARNING', bucket: 'elsewhere' })]);
   });
 
-  it('records a rejection once, logs it at ERROR, submits nothing and tells onRejected', async () => {
+  it("records a rejection once, logs it at ERROR, submits nothing and tells the client's topic once", async () => {
     // Arrange
-    const seen: Array<{ rejection: Rejection; recorded: boolean }> = [];
-    const { batch, store, deps, log, entries } = setup({
-      onRejected: async (rejection, { recorded }) => {
-        seen.push({ rejection, recorded });
-      },
-    });
+    const { batch, store, deps, entries, sent } = setup();
     const object = upload('mlops-template/acme/inputs/a.exe');
 
     // Act
-    const first = await handleUpload(object, deps, log);
-    const second = await handleUpload(object, deps, log);
+    const first = await handleUpload({ object }, deps);
+    const second = await handleUpload({ object }, deps);
 
     // Assert
     expect(batch.jobs.size).toBe(0);
@@ -281,7 +292,9 @@ describe('handleUpload', () => {
     expect(second).toMatchObject({ kind: 'rejected', recorded: false });
     const recordName = first.kind === 'rejected' ? first.recordName : '';
     expect(recordName).toMatch(/^_batchwire\/rejections\/mlops-template\/acme\/[0-9a-f]{32}\.json$/);
-    expect([...store.objects.keys()]).toEqual([recordName]);
+    expect([...store.objects.keys()].filter((key) => key.startsWith('_batchwire/rejections/'))).toEqual([
+      recordName,
+    ]);
     expect(JSON.parse(store.objects.get(recordName) ?? '')).toEqual({
       version: 1,
       key: expect.stringMatching(/^[0-9a-f]{32}$/),
@@ -297,40 +310,38 @@ describe('handleUpload', () => {
       rejectedAt: '2025-01-02T03:04:05.000Z',
     });
     expect(entries.filter((e) => e.severity === 'ERROR')).toHaveLength(1);
-    expect(seen.map((s) => s.recorded)).toEqual([true, false]);
-    expect(seen[0]?.rejection.reason).toBe('bad-extension');
+    expect(sent).toEqual([
+      expect.objectContaining({
+        topic: 'batch-mlops-template-acme-outputs',
+        attributes: expect.objectContaining({ 'ce-type': 'dev.batchwire.inference.rejected' }),
+        data: expect.objectContaining({ code: 'bad-extension' }),
+      }),
+    ]);
   });
 
-  it('hands onRejected the stored record on a repeat, so every copy of a rejection says the same', async () => {
+  it('publishes the stored record once across deliveries, so every copy of a rejection says the same', async () => {
     // Arrange: the second delivery arrives a minute later, under another event id.
     let clock = new Date('2025-01-02T03:04:05.000Z');
-    const seen: Array<{ rejection: Rejection; deliveryId: string | undefined }> = [];
-    const { deps, log } = setup({
-      now: () => clock,
-      onRejected: async (rejection, { deliveryId }) => {
-        seen.push({ rejection, deliveryId });
-      },
-    });
+    const { deps, sent } = setup({ now: () => clock });
     const object = upload('mlops-template/acme/inputs/a.exe');
 
     // Act
-    await handleUpload(object, deps, log, 'event-1');
+    await handleUpload({ object, deliveryId: 'event-1' }, deps);
     clock = new Date('2025-01-02T03:05:05.000Z');
-    await handleUpload(object, deps, log, 'event-2');
+    await handleUpload({ object, deliveryId: 'event-2' }, deps);
 
     // Assert
-    expect(seen.map((s) => s.deliveryId)).toEqual(['event-1', 'event-2']);
-    expect(seen[1]?.rejection).toEqual(seen[0]?.rejection);
-    expect(seen[1]?.rejection.rejectedAt).toBe('2025-01-02T03:04:05.000Z');
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.data.rejectedAt).toBe('2025-01-02T03:04:05.000Z');
   });
 
   it('records an unknown client under its own name when it is a valid id, else under a safe segment', async () => {
     // Arrange
-    const { store, deps, log } = setup();
+    const { store, deps } = setup();
 
     // Act
-    await handleUpload(upload('mlops-template/initech/inputs/a.jsonl'), deps, log);
-    await handleUpload(upload('mlops-template/Bad Client/inputs/a.jsonl'), deps, log);
+    await handleUpload({ object: upload('mlops-template/initech/inputs/a.jsonl') }, deps);
+    await handleUpload({ object: upload('mlops-template/Bad Client/inputs/a.jsonl') }, deps);
 
     // Assert
     const names = [...store.objects.keys()];
@@ -340,7 +351,7 @@ describe('handleUpload', () => {
 
   it('fails the event when the rejection cannot be recorded (so it is retried)', async () => {
     // Arrange
-    const { deps, log } = setup({
+    const { deps } = setup({
       store: {
         createIfAbsent: async () => {
           throw new TransientError('503');
@@ -351,9 +362,9 @@ describe('handleUpload', () => {
     });
 
     // Act + Assert
-    await expect(handleUpload(upload('mlops-template/acme/inputs/a.exe'), deps, log)).rejects.toBeInstanceOf(
-      TransientError,
-    );
+    await expect(
+      handleUpload({ object: upload('mlops-template/acme/inputs/a.exe') }, deps),
+    ).rejects.toBeInstanceOf(TransientError);
   });
 });
 
