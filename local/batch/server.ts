@@ -3,6 +3,11 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import {
+  jobFailureDescription,
+  jobStateDescription,
+  taskStateDescription,
+} from '../../shared/domain/batch-states.js';
 import { createLogger, type Logger } from '../../shared/runtime/logger.js';
 import {
   defaultTaskSlots,
@@ -363,7 +368,7 @@ class BatchService {
         this.transition(
           record,
           'FAILED',
-          `Job state is set from ${status.state} to FAILED for job ${name}. The local platform stopped while the job ran, which stopped its tasks.`,
+          `${jobStateDescription(status.state, 'FAILED', name)} The local platform stopped while the job ran, which stopped its tasks.`,
         );
       }
       if (lastSeen !== undefined && record.runningSince !== undefined) {
@@ -542,7 +547,7 @@ class BatchService {
         this.transition(
           record,
           'FAILED',
-          `Job state is set from ${record.job.status.state} to FAILED for job ${name}: ${(err as Error).message}`,
+          `${jobStateDescription(record.job.status.state, 'FAILED', name)} ${(err as Error).message}`,
         );
       });
     }
@@ -557,7 +562,7 @@ class BatchService {
     job.status.state = state;
     job.status.status_events.push({
       type: 'STATUS_CHANGED',
-      description: description ?? `Job state is set from ${previous} to ${state} for job ${job.name}.`,
+      description: description ?? jobStateDescription(previous, state, job.name),
       event_time: timestamp(now),
       task_execution: null,
       task_state: 'STATE_UNSPECIFIED',
@@ -595,9 +600,12 @@ class BatchService {
     task.state = state;
     task.events.push({
       type: 'STATUS_CHANGED',
-      description:
-        `Task state is updated from ${previous} to ${state} on zones/${region}-local/instances/localhost` +
-        (exitCode === undefined ? '.' : ` with exit code ${exitCode}.`),
+      description: taskStateDescription(
+        previous,
+        state,
+        `zones/${region}-local/instances/localhost`,
+        exitCode,
+      ),
       event_time: timestamp(now),
       task_execution: exitCode === undefined ? null : { exit_code: exitCode },
       task_state: state,
@@ -661,7 +669,7 @@ class BatchService {
       this.transition(
         record,
         'FAILED',
-        `Job state is set from ${record.job.status.state} to FAILED for job ${record.job.name}. ${reason}`,
+        `${jobStateDescription(record.job.status.state, 'FAILED', record.job.name)} ${reason}`,
       );
       return;
     }
@@ -706,16 +714,10 @@ class BatchService {
     if (result.failed > 0) {
       const index = record.tasks.findIndex((task) => task.state === 'FAILED');
       const event = record.tasks[index]?.events.at(-1)?.description ?? 'a task failed';
-      // Batch's wording, as `gcloud batch jobs describe` shows it (no space after the job name):
-      // '… for job projects/…/jobs/J.Job failed due to task failure. Specifically, task with
-      // index 0 failed due to the following task event: "Task state is updated from RUNNING to
-      // FAILED on zones/…/instances/… with exit code 127."'
-      const who = index >= 0 ? `task with index ${index}` : 'one of the tasks';
       this.transition(
         record,
         'FAILED',
-        `Job state is set from RUNNING to FAILED for job ${record.job.name}.Job failed due to task failure. ` +
-          `Specifically, ${who} failed due to the following task event: "${event}"`,
+        jobFailureDescription('RUNNING', record.job.name, index >= 0 ? index : undefined, event),
       );
     } else {
       this.transition(record, 'SUCCEEDED');

@@ -5,6 +5,7 @@
  */
 
 import type { BatchJobState } from '../../shared/domain/batch-job.js';
+import type { TaskState as BatchTaskState } from '../../shared/domain/batch-states.js';
 
 export interface Timestamp {
   seconds: string;
@@ -19,14 +20,8 @@ export interface Duration {
 /** Job states as Batch reports them: the same type the core reads them as. */
 export type JobState = BatchJobState;
 
-export type TaskState =
-  | 'STATE_UNSPECIFIED'
-  | 'PENDING'
-  | 'ASSIGNED'
-  | 'RUNNING'
-  | 'FAILED'
-  | 'SUCCEEDED'
-  | 'UNEXECUTED';
+/** Task states as Batch reports them: the same names the core parses. */
+export type TaskState = 'STATE_UNSPECIFIED' | BatchTaskState;
 
 export interface StatusEvent {
   type: string;

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
+import type { TaskState as BatchTaskState } from '../../shared/domain/batch-states.js';
 import type { TaskSlots } from './task-slots.js';
 
 /** One attempt of one task: what to run, with which environment, where. */
@@ -12,7 +13,8 @@ export interface TaskSpec {
   cwd: string;
 }
 
-export type TaskState = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+/** The task states a local task passes through (Batch's names, from the one states module). */
+export type TaskState = Extract<BatchTaskState, 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED'>;
 
 /** A group of `taskCount` tasks run as local processes, Batch-style. */
 export interface TaskGroupRun {

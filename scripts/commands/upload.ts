@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import { storageClientOptions } from '../../shared/clients/endpoints.js';
+import { inputObjectName } from '../../shared/domain/object-path.js';
 import { decideUpload } from '../../shared/domain/upload.js';
 import { attachToPlatform, cliConfig } from '../lib/context.js';
 
@@ -21,7 +22,7 @@ export async function uploadFile(
   const { config } = cliConfig();
   const { Storage } = await import('@google-cloud/storage');
   const storage = new Storage({ ...storageClientOptions(), projectId: config.project });
-  const name = `${options.product}/${options.client}/inputs/${options.name ?? basename(file)}`;
+  const name = inputObjectName(options.product, options.client, options.name ?? basename(file));
   const [object] = await storage.bucket(config.bucket).upload(file, { destination: name, resumable: false });
   const generation = String(object.metadata.generation);
   const decision = decideUpload(

@@ -1,3 +1,5 @@
+import type { JobState } from './batch-states.js';
+
 /**
  * The Cloud Batch v1 `Job` as Batchwire builds it: a plain TypeScript mirror of the subset of
  * `google.cloud.batch.v1.Job` we set, in the camelCase JSON form the `@google-cloud/batch`
@@ -73,16 +75,7 @@ export interface BatchJob {
 }
 
 /** Job states as Batch reports them (`google.cloud.batch.v1.JobStatus.State`). */
-export type BatchJobState =
-  | 'STATE_UNSPECIFIED'
-  | 'QUEUED'
-  | 'SCHEDULED'
-  | 'RUNNING'
-  | 'SUCCEEDED'
-  | 'FAILED'
-  | 'DELETION_IN_PROGRESS'
-  | 'CANCELLATION_IN_PROGRESS'
-  | 'CANCELLED';
+export type BatchJobState = 'STATE_UNSPECIFIED' | JobState;
 
 /** A job as GetJob returns it: what we sent plus the output-only fields we read. */
 export interface BatchJobResource extends BatchJob {
