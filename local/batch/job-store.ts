@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../shared/runtime/logger.js';
+import { TEMPORARY_SUFFIX, writeFileAtomically } from '../atomic-file.js';
 import type { JobMessage, StatusEvent, TaskState } from './types.js';
 
 /** What survives a restart of one job: everything the service answers about it. */
@@ -20,7 +20,6 @@ export interface StoredJob {
 }
 
 const SUFFIX = '.json';
-const TEMPORARY = '.tmp';
 
 /**
  * Job records on disk, one JSON file per job under `${dataDir}/jobs/`. A job's resource name
@@ -50,14 +49,7 @@ export class JobStore {
   /** Replaces the record of `stored.job.name` atomically. */
   save(stored: StoredJob): void {
     const target = this.file(stored.job.name);
-    const temporary = `${target}.${randomBytes(6).toString('hex')}${TEMPORARY}`;
-    try {
-      writeFileSync(temporary, JSON.stringify(stored));
-      renameSync(temporary, target);
-    } catch (err) {
-      rmSync(temporary, { force: true });
-      throw err;
-    }
+    writeFileAtomically(target, JSON.stringify(stored));
   }
 
   remove(name: string): void {
@@ -69,7 +61,7 @@ export class JobStore {
     const records: StoredJob[] = [];
     for (const entry of readdirSync(this.dir)) {
       const path = join(this.dir, entry);
-      if (entry.endsWith(TEMPORARY)) {
+      if (entry.endsWith(TEMPORARY_SUFFIX)) {
         rmSync(path, { force: true });
         continue;
       }

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { TEMPORARY_SUFFIX, writeFileAtomically } from '../atomic-file.js';
 import type { BinaryCloudEvent } from './delivery.js';
 
 /** An event the router accepted and has not delivered, rejected or dropped yet. */
@@ -13,7 +13,6 @@ export interface PendingEvent {
 }
 
 const SUFFIX = '.json';
-const TEMPORARY = '.tmp';
 
 /**
  * The router's undelivered events on disk, one JSON file per event (named by its `ce-id`).
@@ -33,14 +32,7 @@ export class PendingEventStore {
 
   save(pending: PendingEvent): void {
     const target = this.file(pending.event.headers['ce-id'] ?? '');
-    const temporary = `${target}.${randomBytes(6).toString('hex')}${TEMPORARY}`;
-    try {
-      writeFileSync(temporary, JSON.stringify(pending));
-      renameSync(temporary, target);
-    } catch (err) {
-      rmSync(temporary, { force: true });
-      throw err;
-    }
+    writeFileAtomically(target, JSON.stringify(pending));
   }
 
   remove(id: string): void {
@@ -52,7 +44,7 @@ export class PendingEventStore {
     const records: PendingEvent[] = [];
     for (const entry of readdirSync(this.dir)) {
       const path = join(this.dir, entry);
-      if (entry.endsWith(TEMPORARY)) {
+      if (entry.endsWith(TEMPORARY_SUFFIX)) {
         rmSync(path, { force: true });
         continue;
       }

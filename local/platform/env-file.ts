@@ -1,5 +1,6 @@
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { writeFileAtomically } from '../atomic-file.js';
 
 /** Writes `KEY=VALUE` lines a shell can source; atomically, so a reader never sees half a file. */
 export function writeEnvFile(path: string, env: Record<string, string>): void {
@@ -7,9 +8,7 @@ export function writeEnvFile(path: string, env: Record<string, string>): void {
   const text = Object.entries(env)
     .map(([key, value]) => `${key}=${value}`)
     .join('\n');
-  const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, `${text}\n`);
-  renameSync(temporary, path);
+  writeFileAtomically(path, `${text}\n`);
 }
 
 export function removeEnvFile(path: string): void {

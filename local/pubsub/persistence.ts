@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { google } from '@google-cloud/pubsub/build/protos/protos.js';
+import { writeFileAtomically } from '../atomic-file.js';
 
 /**
  * What `--data` keeps of the Pub/Sub emulator, which itself keeps nothing across a restart:
@@ -272,14 +272,7 @@ function ignoreAlreadyExists(err: { code?: number }): void {
 /** Writes the snapshot atomically (temp file + rename): a stop cut short leaves the previous one whole. */
 export function writePubSubSnapshot(file: string, snapshot: PubSubSnapshot): void {
   mkdirSync(dirname(file), { recursive: true });
-  const temporary = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    writeFileSync(temporary, JSON.stringify(snapshot));
-    renameSync(temporary, file);
-  } catch (err) {
-    rmSync(temporary, { force: true });
-    throw err;
-  }
+  writeFileAtomically(file, JSON.stringify(snapshot));
 }
 
 /** The saved snapshot, or undefined when there is none; a file that is not one throws. */
