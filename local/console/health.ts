@@ -72,7 +72,12 @@ export function startHealthMonitor(options: {
         const own = (reported as Record<string, { up: boolean; detail?: string }>)[service.name];
         const probed = await probe(service.address);
         const up = probed.up && (own?.up ?? true);
-        const detail = !probed.up ? probed.detail : own && !own.up ? (own.detail ?? 'reported down') : '';
+        // Up with a note is still worth showing: a supervised function that was restarted.
+        const detail = !probed.up
+          ? probed.detail
+          : own && !own.up
+            ? (own.detail ?? 'reported down')
+            : (own?.detail ?? '');
         const checked = new Date().toISOString();
         const before = current.find((known) => known.name === service.name);
         // The first check is the start, not an incident.

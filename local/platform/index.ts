@@ -203,12 +203,18 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
         );
       }
       if (saved) {
-        await restorePubSubSnapshot(pubsub.host, saved).catch((err: Error) => {
+        const restored = await restorePubSubSnapshot(pubsub.host, saved).catch((err: Error) => {
           throw new PermanentError(
             `could not restore Pub/Sub from ${snapshotFile} (${err.message}); move that file away to start without the messages it holds`,
             { cause: err },
           );
         });
+        for (const { subscription, count } of restored.unacknowledged) {
+          report({
+            kind: 'platform',
+            message: `Pub/Sub: a subscriber of ${subscription} reconnected during the restore and may see ${count} message(s) it had acknowledged once more`,
+          });
+        }
         const backlog = saved.subscriptions.reduce((sum, s) => sum + s.backlog.length, 0);
         report({
           kind: 'platform',

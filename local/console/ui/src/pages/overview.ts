@@ -35,7 +35,7 @@ export function HealthPanel({ health }: { health: Health[] }) {
           <span class="dot" aria-hidden="true"></span>
           <strong>${service.name}</strong>
           <span class="muted">${service.address}</span>
-          <span>${service.up ? 'running' : `not answering — ${service.detail}`}</span>
+          <span>${service.up ? `running${service.detail ? ` (${service.detail})` : ''}` : `not answering — ${service.detail}`}</span>
           ${service.up && service.lastDown ? html`<span class="was-down">was not answering at ${time(service.lastDown.time)}</span>` : null}
         </li>`,
       )}
