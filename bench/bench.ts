@@ -25,3 +25,12 @@ export interface BenchMeasurement {
   /** What the value should be: shown next to it, and a failed expectation makes the run exit 1. */
   expect?: { max?: number; min?: number };
 }
+
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}

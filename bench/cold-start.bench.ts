@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import type { BenchMeasurement, Benchmark } from './bench.js';
+import { type BenchMeasurement, type Benchmark, median } from './bench.js';
 
 const run = promisify(execFile);
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -42,14 +42,6 @@ console.log('BWIMPORTMS ' + (performance.now() - start));`;
   const line = stdout.split('\n').find((entry) => entry.startsWith('BWIMPORTMS '));
   if (!line) throw new Error(`${scenario}: the child printed no timing:\n${stdout}`);
   return Number(line.slice('BWIMPORTMS '.length));
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /**

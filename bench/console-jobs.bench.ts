@@ -5,15 +5,10 @@ import { startBatchService } from '../local/batch/server.js';
 import { createJobsCache } from '../local/console/jobs-cache.js';
 import { createPlatformReader, jobRow, pageJobs } from '../local/console/platform-reader.js';
 import type { Config } from '../shared/config/schema.js';
-import type { BenchMeasurement, Benchmark } from './bench.js';
+import { type BenchMeasurement, type Benchmark, median } from './bench.js';
 
 const PROJECT = 'bench-console';
 const REGION = 'europe-west2';
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
 
 async function timeMs(action: () => Promise<unknown>, runs: number): Promise<number> {
   await action(); // warm the channel

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BenchMeasurement, Benchmark } from './bench.js';
+import { type BenchMeasurement, type Benchmark, median } from './bench.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -75,14 +75,6 @@ async function startCpuSeconds(scenario: Scenario, storageHost: string): Promise
   const expected = scenario === 'bare' ? code === 0 : code === 1 && stderr.includes('does not exist');
   if (!expected) throw new Error(`${scenario}: unexpected exit ${code}:\n${stderr.slice(0, 2000)}`);
   return seconds;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /**
