@@ -85,7 +85,10 @@ export function startHealthMonitor(options: {
         return { ...service, up, detail, checked, lastDown };
       }),
     );
-    const changed = next.some((service, i) => service.up !== current[i]?.up);
+    // A restart between two checks changes only the detail ("restarted 1×"): that is news too.
+    const changed = next.some(
+      (service, i) => service.up !== current[i]?.up || service.detail !== current[i]?.detail,
+    );
     current = next;
     if (changed && !stopped) options.onChange(current);
   };
