@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** What a half-written file ends with: stores that scan a folder skip (and clean up) these. */
 export const TEMPORARY_SUFFIX = '.tmp';
@@ -17,4 +18,32 @@ export function writeFileAtomically(path: string, text: string): void {
     rmSync(temporary, { force: true });
     throw err;
   }
+}
+
+/**
+ * Reads every `*.json` record of a folder written with {@link writeFileAtomically}: leftovers of
+ * interrupted writes are removed; a file that does not parse, or that `check` refuses (it
+ * throws), is reported to `onUnreadable` and skipped, so one bad file never stops a start. It
+ * stays on disk for a look.
+ */
+export function readJsonRecords<T>(
+  dir: string,
+  check: (value: unknown) => T,
+  onUnreadable: (file: string, err: unknown) => void,
+): T[] {
+  const records: T[] = [];
+  for (const entry of readdirSync(dir)) {
+    const path = join(dir, entry);
+    if (entry.endsWith(TEMPORARY_SUFFIX)) {
+      rmSync(path, { force: true });
+      continue;
+    }
+    if (!entry.endsWith('.json')) continue;
+    try {
+      records.push(check(JSON.parse(readFileSync(path, 'utf8'))));
+    } catch (err) {
+      onUnreadable(path, err);
+    }
+  }
+  return records;
 }

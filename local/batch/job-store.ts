@@ -1,7 +1,7 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../shared/runtime/logger.js';
-import { TEMPORARY_SUFFIX, writeFileAtomically } from '../atomic-file.js';
+import { readJsonRecords, writeFileAtomically } from '../atomic-file.js';
 import type { JobMessage, StatusEvent, TaskState } from './types.js';
 
 /** What survives a restart of one job: everything the service answers about it. */
@@ -58,25 +58,16 @@ export class JobStore {
 
   /** Every readable record; leftovers of interrupted writes are removed, unreadable files skipped. */
   loadAll(): StoredJob[] {
-    const records: StoredJob[] = [];
-    for (const entry of readdirSync(this.dir)) {
-      const path = join(this.dir, entry);
-      if (entry.endsWith(TEMPORARY_SUFFIX)) {
-        rmSync(path, { force: true });
-        continue;
-      }
-      if (!entry.endsWith(SUFFIX)) continue;
-      try {
-        const stored = JSON.parse(readFileSync(path, 'utf8')) as StoredJob;
+    return readJsonRecords(
+      this.dir,
+      (value) => {
+        const stored = value as StoredJob;
         if (stored?.version !== 1 || typeof stored.job?.name !== 'string' || !Array.isArray(stored.tasks)) {
           throw new Error('not a job record of this version');
         }
-        records.push(stored);
-      } catch (err) {
-        // One bad file must not keep the platform from starting; it stays on disk for a look.
-        this.log.warn({ err, file: path }, 'skipping unreadable Batch job record');
-      }
-    }
-    return records;
+        return stored;
+      },
+      (file, err) => this.log.warn({ err, file }, 'skipping unreadable Batch job record'),
+    );
   }
 }

@@ -1,6 +1,6 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { TEMPORARY_SUFFIX, writeFileAtomically } from '../atomic-file.js';
+import { readJsonRecords, writeFileAtomically } from '../atomic-file.js';
 import type { BinaryCloudEvent } from './delivery.js';
 
 /** An event the router accepted and has not delivered, rejected or dropped yet. */
@@ -41,24 +41,17 @@ export class PendingEventStore {
 
   /** Every readable record, oldest event first; torn writes are removed, unreadable files skipped. */
   loadAll(onUnreadable: (file: string, err: unknown) => void = () => {}): PendingEvent[] {
-    const records: PendingEvent[] = [];
-    for (const entry of readdirSync(this.dir)) {
-      const path = join(this.dir, entry);
-      if (entry.endsWith(TEMPORARY_SUFFIX)) {
-        rmSync(path, { force: true });
-        continue;
-      }
-      if (!entry.endsWith(SUFFIX)) continue;
-      try {
-        const pending = JSON.parse(readFileSync(path, 'utf8')) as PendingEvent;
+    const records = readJsonRecords(
+      this.dir,
+      (value) => {
+        const pending = value as PendingEvent;
         if (pending?.version !== 1 || typeof pending.event?.headers?.['ce-id'] !== 'string') {
           throw new Error('not a pending event record of this version');
         }
-        records.push(pending);
-      } catch (err) {
-        onUnreadable(path, err);
-      }
-    }
+        return pending;
+      },
+      onUnreadable,
+    );
     return records.sort((a, b) => a.event.time - b.event.time);
   }
 }
