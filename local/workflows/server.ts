@@ -360,6 +360,9 @@ export async function startWorkflowsService(
           .filter(
             (record) => record.resource.name.startsWith(`${request.parent}/executions/`) && matches(record),
           )
+          // Newest first; executions created in the same millisecond keep their creation order
+          // reversed (the map holds them in creation order; the sort is stable).
+          .reverse()
           .sort((a, b) => b.createdAt - a.createdAt);
         // Workflows' page sizes: default 100, at most 100 in the FULL view and 1000 in BASIC.
         const { page, next_page_token } = paginate(all, request, {
