@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import { OUTPUTS_MANIFEST_FILE } from '../domain/output-event.js';
+import { OUTPUTS_MANIFEST_FILE } from '../domain/results/outputs-manifest.js';
 import { BOOKKEEPING_PREFIX } from './build-plan.js';
 import { roleGrants } from './iam-roles.js';
 import {

@@ -1,28 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import type { Publisher } from '../../shared/clients/ports.js';
+import { classifyMessage, fullJobName, jobDisposition } from '../../shared/domain/completion/classify.js';
 import {
-  type CompletionDeps,
-  type CompletionMessage,
-  classifyMessage,
   type FinishedJobResource,
-  ForeignJobError,
   failureReason,
-  fullJobName,
-  handleCompletion,
-  jobDisposition,
   jobTimings,
-  messageFromEventData,
-  routeJob,
   taskFailures,
-} from '../../shared/domain/completion.js';
+} from '../../shared/domain/completion/finished-job.js';
+import { type CompletionDeps, handleCompletion } from '../../shared/domain/completion/handle.js';
+import { type CompletionMessage, messageFromEventData } from '../../shared/domain/completion/message.js';
+import { ForeignJobError, routeJob } from '../../shared/domain/completion/routing.js';
 import { buildInferenceJob } from '../../shared/domain/inference-job.js';
-import {
-  fromPubSubMessage,
-  type InferenceResultData,
-  inferenceResultId,
-  publishedObjectName,
-  resultClaimObjectName,
-} from '../../shared/domain/output-event.js';
+import { inferenceResultId } from '../../shared/domain/results/build-events.js';
+import type { InferenceResultData } from '../../shared/domain/results/event-data.js';
+import { publishedObjectName, resultClaimObjectName } from '../../shared/domain/results/publish-once.js';
+import { fromPubSubMessage } from '../../shared/domain/results/pubsub-binding.js';
 import { MalformedEventError, NotFoundError, TransientError } from '../../shared/runtime/errors.js';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';
