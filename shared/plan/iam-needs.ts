@@ -86,6 +86,7 @@ function resolveTarget(
   values: TargetValues,
   what: string,
 ): Pick<Access, 'resource' | 'listPrefix'> {
+  // A plain Error on purpose: a caller in this file forgot a value, a bug (the CLI shows its stack).
   const missing = (): never => {
     throw new Error(`${what}: no ${on} given`);
   };
