@@ -3,21 +3,13 @@ import type { Config } from '../../config/schema.js';
 import { outputTopic } from '../../plan/names.js';
 import { NotFoundError } from '../../runtime/errors.js';
 import { type BatchJobs, readTaskContract } from '../batch-job.js';
-import { isFinalJobState } from '../batch-states.js';
 import { flowResultEvent, inferenceResultEvent } from '../results/build-events.js';
-import type { FlowResultData, InferenceResultData } from '../results/event-data.js';
 import { recordOutputs } from '../results/outputs-manifest.js';
 import { type PublishOnceDeps, type PublishOutcome, publishOnce } from '../results/publish-once.js';
 import { classifyMessage, type FlowCompletion, fullJobName, type JobStateNotification } from './classify.js';
-import {
-  type FinishedJobResource,
-  failureReason,
-  type JobEnding,
-  jobTaskCount,
-  jobTimings,
-  jobTransitions,
-} from './finished-job.js';
+import type { FinishedJobResource } from './finished-job.js';
 import type { CompletionMessage } from './message.js';
+import { flowResultData, inferenceResultData, inferenceResultTime, jobEnding } from './result-data.js';
 import { ForeignJobError, flowRecipients, routeJob } from './routing.js';
 
 /**
@@ -97,16 +89,10 @@ async function handleJobState(
   const { product, client } = routeJob(job, deps.config);
   const jobLog = log.child({ product, client });
 
-  let ending: JobEnding;
-  if (notification.disposition === 'deleted') {
-    const finished = jobTransitions(job).some((t) => isFinalJobState(t.to));
-    if (finished) {
-      jobLog.debug('job deleted after it finished; its result came with the final state');
-      return { kind: 'ignored', reason: 'deleted after finishing' };
-    }
-    ending = 'DELETED';
-  } else {
-    ending = notification.newState as JobEnding;
+  const ending = jobEnding(notification, job);
+  if (ending === undefined) {
+    jobLog.debug('job deleted after it finished; its result came with the final state');
+    return { kind: 'ignored', reason: 'deleted after finishing' };
   }
 
   const contract = readTaskContract(job as unknown as Parameters<typeof readTaskContract>[0]);
@@ -119,22 +105,19 @@ async function handleJobState(
     { name: jobName, uid: notification.jobUid },
     { ...deps, log: jobLog },
   );
-  const succeeded = ending === 'SUCCEEDED';
-  const data: InferenceResultData = {
-    version: 2,
-    status: succeeded ? 'succeeded' : 'failed',
+  const data = inferenceResultData({
+    job,
+    name: jobName,
+    uid: notification.jobUid,
+    ending,
     product,
     client,
-    input: { uri: contract.inputUri, generation: contract.inputGeneration ?? null },
+    contract,
     outputs,
-    job: { name: jobName, uid: notification.jobUid, taskCount: jobTaskCount(job), state: ending },
-    timings: jobTimings(job, ending === 'DELETED' ? ['DELETION_IN_PROGRESS'] : [ending]),
-    reason: succeeded ? null : failureReason(job, ending as Exclude<JobEnding, 'SUCCEEDED'>),
-  };
-  // The event's time must not depend on when this runs (a republish must be identical).
-  const time =
-    data.timings.finished ?? message.publishTime ?? data.timings.created ?? new Date(0).toISOString();
-  const event = inferenceResultEvent(deps.config.project, data, { time });
+  });
+  const event = inferenceResultEvent(deps.config.project, data, {
+    time: inferenceResultTime(data, message.publishTime),
+  });
   const topic = outputTopic(product, client);
   const outcome = await publishOnce(event, topic, message.messageId, { ...deps, log: jobLog });
   return { kind: 'published', results: [{ topic, eventId: event.id, outcome }] };
@@ -151,29 +134,10 @@ async function handleFlowCompletion(
     execution: completion.execution,
   });
   const clients = flowRecipients(completion, deps.config);
-  const succeeded = completion.state === 'SUCCEEDED';
   const results: Array<{ topic: string; eventId: string; outcome: PublishOutcome }> = [];
   // Sequential and stopping at the first failure: a retry skips the clients already served.
   for (const client of clients) {
-    const data: FlowResultData = {
-      version: 1,
-      status: succeeded ? 'succeeded' : 'failed',
-      product: completion.product,
-      client,
-      scope: completion.client === null ? 'product' : 'client',
-      flow: completion.flow,
-      execution: completion.execution,
-      timings: {
-        started: new Date(completion.startedAt).toISOString(),
-        finished: new Date(completion.finishedAt).toISOString(),
-      },
-      outputs: completion.outputs,
-      reason: succeeded
-        ? null
-        : completion.error?.trim() ||
-          `flow ${completion.flow} failed without an error message; see the logs of execution ${completion.execution}`,
-    };
-    const event = flowResultEvent(deps.config.project, data);
+    const event = flowResultEvent(deps.config.project, flowResultData(completion, client));
     const topic = outputTopic(completion.product, client);
     const outcome = await publishOnce(event, topic, deliveryId, { ...deps, log: log.child({ client }) });
     results.push({ topic, eventId: event.id, outcome });
