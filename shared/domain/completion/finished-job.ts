@@ -2,10 +2,12 @@ import {
   type FinalJobState,
   isJobWorded,
   isTaskState,
+  type JobState,
   mentionsTaskFailure,
   parseExitCode,
   parseJobTransition,
   parseTaskIndex,
+  type TaskState,
 } from '../batch-states.js';
 import type { InferenceResultData } from '../results/event-data.js';
 
@@ -132,7 +134,7 @@ const RESERVED_EXIT_CODES: Record<number, string> = {
   50006: 'the VM was recreated while the task ran',
 };
 
-function sumCounts(job: FinishedJobResource, state: string): number | null {
+function sumCounts(job: FinishedJobResource, state: TaskState): number | null {
   const groups = Object.values(job.status?.taskGroups ?? {});
   if (groups.length === 0) return null;
   return groups.reduce((sum, group) => sum + Number(group.counts?.[state] ?? 0), 0);
@@ -199,11 +201,14 @@ export function failureReason(job: FinishedJobResource, ending: Exclude<JobEndin
  * The timings of a job: created (createTime), started (first transition to RUNNING), finished
  * (transition to the final state, else the last update), and Batch's runDuration.
  */
-export function jobTimings(job: FinishedJobResource, finalStates: string[]): InferenceResultData['timings'] {
+export function jobTimings(
+  job: FinishedJobResource,
+  finalStates: readonly JobState[],
+): InferenceResultData['timings'] {
   const transitions = jobTransitions(job);
   const started = transitions.find((t) => t.to === 'RUNNING')?.time ?? null;
   const finished =
-    [...transitions].reverse().find((t) => finalStates.includes(t.to))?.time ??
+    [...transitions].reverse().find((t) => finalStates.some((state) => state === t.to))?.time ??
     timestampToIso(job.updateTime);
   return {
     created: timestampToIso(job.createTime),
