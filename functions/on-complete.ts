@@ -1,6 +1,7 @@
 import type { CloudEventV1 } from 'cloudevents';
 import type { Config } from '../shared/config/schema.js';
-import { type CompletionDeps, handleCompletion, messageFromEventData } from '../shared/domain/completion.js';
+import { type CompletionDeps, handleCompletion } from '../shared/domain/completion/handle.js';
+import { messageFromEventData } from '../shared/domain/completion/message.js';
 import { cloudEventFunction } from '../shared/runtime/cloud-event-function.js';
 import type { Logger } from '../shared/runtime/logger.js';
 

@@ -51,6 +51,11 @@ export function storageClientOptions(env: NodeJS.ProcessEnv = process.env): {
   return { apiEndpoint: host.includes('://') ? host : `http://${host}` };
 }
 
+/**
+ * `host:port` of an emulator variable. A malformed value throws a plain Error on purpose: it is
+ * read when an adapter first builds its client, and the adapter's translation makes it a
+ * TransientError, so the event is retried and a corrected variable is picked up by a later call.
+ */
 export function splitHostPort(value: string, variable: string): { hostname: string; port: number } {
   const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(value.replace(/^[a-z]+:\/\//, ''));
   if (!match) throw new Error(`${variable} must be host:port, got "${value}"`);

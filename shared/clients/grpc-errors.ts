@@ -88,6 +88,9 @@ export function fromGrpcError(err: unknown, action: string, context: CallContext
   return new PermanentError(message, { cause: err });
 }
 
+/** The request got no HTTP answer at all (connection refused or reset, a timeout). */
+const NO_HTTP_STATUS = 0;
+
 /**
  * Maps an error from an HTTP JSON client (`@google-cloud/storage`'s ApiError, `code` = HTTP
  * status): 404 → NotFoundError, 409 → AlreadyExistsError, 412 → PreconditionFailedError,
@@ -99,16 +102,20 @@ export function fromHttpError(err: unknown, action: string, context: CallContext
   if (isBatchwireError(err)) return err;
   const code = (err as { code?: unknown } | undefined)?.code;
   const status =
-    typeof code === 'number' ? code : typeof code === 'string' && /^\d{3}$/.test(code) ? Number(code) : 0;
+    typeof code === 'number'
+      ? code
+      : typeof code === 'string' && /^\d{3}$/.test(code)
+        ? Number(code)
+        : NO_HTTP_STATUS;
   if (status === HttpStatus.UNAUTHORIZED || status === HttpStatus.FORBIDDEN) {
     return permissionDenied(err, action, `HTTP ${status}: ${errorMessage(err)}`, context);
   }
-  const message = `${action}: ${status ? `HTTP ${status}: ` : ''}${errorMessage(err)}`;
+  const message = `${action}: ${status !== NO_HTTP_STATUS ? `HTTP ${status}: ` : ''}${errorMessage(err)}`;
   if (status === HttpStatus.NOT_FOUND) return new NotFoundError(message, { cause: err });
   if (status === HttpStatus.CONFLICT) return new AlreadyExistsError(message, { cause: err });
   if (status === HttpStatus.PRECONDITION_FAILED) return new PreconditionFailedError(message, { cause: err });
   if (
-    status === 0 ||
+    status === NO_HTTP_STATUS ||
     status === HttpStatus.REQUEST_TIMEOUT ||
     status === HttpStatus.TOO_MANY_REQUESTS ||
     status >= HttpStatus.INTERNAL_SERVER_ERROR

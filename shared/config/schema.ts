@@ -6,8 +6,12 @@ export const ID_PATTERN = /^[a-z][a-z0-9-]{1,29}$/;
 const id = (what: string) =>
   z.string().regex(ID_PATTERN, `${what} must match ${ID_PATTERN.source} (lowercase, 2-30 chars)`);
 
-/** A Cloud Batch / Cloud Run duration such as "3600s". */
-const duration = z.string().regex(/^\d+(\.\d+)?s$/, 'a duration in seconds such as "3600s"');
+/**
+ * A Cloud Batch / Cloud Run duration such as "3600s": whole seconds and at most nine decimals
+ * (the nanoseconds of a protobuf Duration), so that every accepted value can be sent.
+ */
+export const DURATION_PATTERN = /^(\d+)(?:\.(\d{1,9}))?s$/;
+const duration = z.string().regex(DURATION_PATTERN, 'a duration in seconds such as "3600s"');
 
 /** How an inference job is built for every upload of a product. */
 export const InferenceSchema = z

@@ -1,3 +1,5 @@
+import { DURATION_PATTERN } from '../config/schema.js';
+import { ConfigError } from '../runtime/errors.js';
 import type { JobState } from './batch-states.js';
 
 /**
@@ -163,10 +165,12 @@ export function readTaskContract(job: JobEnvironmentView): TaskContract | undefi
 /**
  * Parses a Batch / Cloud Run duration string such as `"3600s"` or `"1.5s"` into the
  * `{ seconds, nanos }` form the client needs (it does not accept the JSON string form).
+ * Durations come from the config, which checks them with the same pattern: one that does not
+ * match is a ConfigError (acked: no redelivery cures it), not a retried crash.
  */
 export function parseDuration(value: string): Duration {
-  const match = /^(\d+)(?:\.(\d{1,9}))?s$/.exec(value);
-  if (!match) throw new TypeError(`not a duration in seconds: ${value}`);
+  const match = DURATION_PATTERN.exec(value);
+  if (!match) throw new ConfigError(`not a duration in seconds: ${value}`);
   const nanos = match[2] ? Number(match[2].padEnd(9, '0')) : 0;
   return { seconds: Number(match[1]), nanos };
 }

@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import { PermanentError } from '../runtime/errors.js';
 import { type BatchJob, parseDuration, TASK_ENV } from './batch-job.js';
 import { objectUri, outputPrefix } from './object-path.js';
 
@@ -49,11 +50,12 @@ export function completionTopicName(config: Pick<Config, 'project' | 'completion
  * VMs run and as whom, labels, Cloud Logging, and JOB_STATE_CHANGED notifications of the
  * terminal states to the completion topic (onComplete's trigger).
  *
- * Throws a TypeError when the product is not configured: the caller checks that first.
+ * Throws a PermanentError when the product is not configured: the caller checks that first, and
+ * no redelivery of the upload would make it configured.
  */
 export function buildInferenceJob(config: Config, input: InferenceJobInput): BatchJob {
   const product = config.products[input.product];
-  if (!product) throw new TypeError(`product ${input.product} is not configured`);
+  if (!product) throw new PermanentError(`product ${input.product} is not configured`);
   const inference = product.inference;
 
   const taskCount = taskCountFor(input.size, inference.shardBytes, inference.maxTasks);

@@ -91,6 +91,7 @@ export function requestIdFor(object: ObjectVersion): string {
  */
 export function uuidV5(name: string, namespace: string): string {
   const ns = namespace.replace(/-/g, '');
+  // A TypeError on purpose: namespaces are constants of the code, so a bad one is a bug.
   if (!/^[0-9a-f]{32}$/i.test(ns)) throw new TypeError(`not a UUID: ${namespace}`);
   const bytes = createHash('sha1')
     .update(Buffer.from(ns, 'hex'))

@@ -7,13 +7,13 @@ import type { BatchJob, BatchJobs } from './batch-job.js';
 import { buildInferenceJob } from './inference-job.js';
 import { jobIdFor, objectVersionHash, requestIdFor } from './job-id.js';
 import { objectUri, parseObjectName } from './object-path.js';
-import { publishRejection } from './output-event.js';
 import {
   type Rejection,
   type RejectionReason,
   rejectionRecordName,
   serializeRejection,
 } from './rejection.js';
+import { publishRejection } from './results/publish-once.js';
 
 /**
  * The decision core of onUpload: from one finalized object to exactly one of

@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import { OUTPUTS_MANIFEST_FILE } from '../domain/output-event.js';
+import { OUTPUTS_MANIFEST_FILE } from '../domain/results/outputs-manifest.js';
 import { BOOKKEEPING_PREFIX } from './build-plan.js';
 import { roleGrants } from './iam-roles.js';
 import {
@@ -86,6 +86,7 @@ function resolveTarget(
   values: TargetValues,
   what: string,
 ): Pick<Access, 'resource' | 'listPrefix'> {
+  // A plain Error on purpose: a caller in this file forgot a value, a bug (the CLI shows its stack).
   const missing = (): never => {
     throw new Error(`${what}: no ${on} given`);
   };

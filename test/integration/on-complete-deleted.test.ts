@@ -12,7 +12,8 @@ import { createPubSubPublisher, type PubSubPublisher } from '../../shared/client
 import { createObjectStore } from '../../shared/clients/storage.js';
 import { buildInferenceJob } from '../../shared/domain/inference-job.js';
 import { jobIdFor } from '../../shared/domain/job-id.js';
-import { type InferenceResultData, inferenceResultId } from '../../shared/domain/output-event.js';
+import { inferenceResultId } from '../../shared/domain/results/build-events.js';
+import type { InferenceResultData } from '../../shared/domain/results/event-data.js';
 import { outputTopic } from '../../shared/plan/names.js';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';

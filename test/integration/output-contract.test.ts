@@ -10,17 +10,15 @@ import { type LocalStorageServer, startStorageServer } from '../../local/storage
 import type { ObjectStore } from '../../shared/clients/ports.js';
 import { createPubSubPublisher, type PubSubPublisher } from '../../shared/clients/pubsub.js';
 import { createObjectStore } from '../../shared/clients/storage.js';
-import { handleCompletion } from '../../shared/domain/completion.js';
+import { handleCompletion } from '../../shared/domain/completion/handle.js';
+import type { Rejection } from '../../shared/domain/rejection.js';
+import { flowResultEvent, inferenceResultEvent } from '../../shared/domain/results/build-events.js';
 import {
   EVENT_TYPES,
   type FlowResultData,
-  flowResultEvent,
   type InferenceResultData,
-  inferenceResultEvent,
-  publishOnce,
-  publishRejection,
-} from '../../shared/domain/output-event.js';
-import type { Rejection } from '../../shared/domain/rejection.js';
+} from '../../shared/domain/results/event-data.js';
+import { publishOnce, publishRejection } from '../../shared/domain/results/publish-once.js';
 import { outputTopic } from '../../shared/plan/names.js';
 import { TransientError } from '../../shared/runtime/errors.js';
 import { createLogger } from '../../shared/runtime/logger.js';

@@ -15,7 +15,8 @@ import {
 import { grpcClientOptions } from '../../shared/clients/endpoints.js';
 import { parseConfig } from '../../shared/config/load.js';
 import { jobIdFor, objectVersionHash } from '../../shared/domain/job-id.js';
-import { inferenceResultId, publishedObjectName } from '../../shared/domain/output-event.js';
+import { inferenceResultId } from '../../shared/domain/results/build-events.js';
+import { publishedObjectName } from '../../shared/domain/results/publish-once.js';
 import { REPO_ROOT } from '../helpers/platform.js';
 
 /**

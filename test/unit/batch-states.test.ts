@@ -9,7 +9,11 @@ import {
   parseTaskIndex,
   taskStateDescription,
 } from '../../shared/domain/batch-states.js';
-import { type FinishedJobResource, failureReason, jobTransitions } from '../../shared/domain/completion.js';
+import {
+  type FinishedJobResource,
+  failureReason,
+  jobTransitions,
+} from '../../shared/domain/completion/finished-job.js';
 
 /**
  * `status.statusEvents` of a real Cloud Batch job that failed (exit code 127), as printed by

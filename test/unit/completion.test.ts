@@ -1,28 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import type { Publisher } from '../../shared/clients/ports.js';
 import {
-  type CompletionDeps,
-  type CompletionMessage,
   classifyMessage,
-  type FinishedJobResource,
-  ForeignJobError,
-  failureReason,
+  type FlowCompletion,
   fullJobName,
-  handleCompletion,
   jobDisposition,
-  jobTimings,
-  messageFromEventData,
-  routeJob,
-  taskFailures,
-} from '../../shared/domain/completion.js';
-import { buildInferenceJob } from '../../shared/domain/inference-job.js';
+} from '../../shared/domain/completion/classify.js';
 import {
-  fromPubSubMessage,
-  type InferenceResultData,
-  inferenceResultId,
-  publishedObjectName,
-  resultClaimObjectName,
-} from '../../shared/domain/output-event.js';
+  type FinishedJobResource,
+  failureReason,
+  jobTimings,
+  taskFailures,
+} from '../../shared/domain/completion/finished-job.js';
+import { type CompletionDeps, handleCompletion } from '../../shared/domain/completion/handle.js';
+import { type CompletionMessage, messageFromEventData } from '../../shared/domain/completion/message.js';
+import { inferenceResultTime, jobEnding } from '../../shared/domain/completion/result-data.js';
+import { ForeignJobError, flowRecipients, routeJob } from '../../shared/domain/completion/routing.js';
+import { buildInferenceJob } from '../../shared/domain/inference-job.js';
+import { inferenceResultId } from '../../shared/domain/results/build-events.js';
+import type { InferenceResultData } from '../../shared/domain/results/event-data.js';
+import { publishedObjectName, resultClaimObjectName } from '../../shared/domain/results/publish-once.js';
+import { fromPubSubMessage } from '../../shared/domain/results/pubsub-binding.js';
 import { MalformedEventError, NotFoundError, TransientError } from '../../shared/runtime/errors.js';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';
@@ -416,6 +414,36 @@ describe('jobTimings', () => {
   });
 });
 
+describe('jobEnding', () => {
+  it('is the notified final state, DELETED for a deletion before the end, none for one after it', () => {
+    expect(jobEnding({ disposition: 'final', newState: 'CANCELLED' }, finishedJob('CANCELLED'))).toBe(
+      'CANCELLED',
+    );
+    expect(
+      jobEnding({ disposition: 'deleted', newState: 'DELETION_IN_PROGRESS' }, finishedJob('RUNNING')),
+    ).toBe('DELETED');
+    expect(
+      jobEnding({ disposition: 'deleted', newState: 'DELETION_IN_PROGRESS' }, finishedJob('SUCCEEDED')),
+    ).toBeUndefined();
+  });
+});
+
+describe('inferenceResultTime', () => {
+  it('is when the job finished, else when Batch notified, else when the job was created, never now', () => {
+    const timings = (finished: string | null, created: string | null) =>
+      ({ timings: { created, started: null, finished, runDurationSeconds: null } }) as InferenceResultData;
+    const publishTime = '2024-05-01T10:02:07Z';
+    expect(inferenceResultTime(timings('2024-05-01T10:02:05.000Z', null), publishTime)).toBe(
+      '2024-05-01T10:02:05.000Z',
+    );
+    expect(inferenceResultTime(timings(null, '2024-05-01T10:00:00.000Z'), publishTime)).toBe(publishTime);
+    expect(inferenceResultTime(timings(null, '2024-05-01T10:00:00.000Z'), undefined)).toBe(
+      '2024-05-01T10:00:00.000Z',
+    );
+    expect(inferenceResultTime(timings(null, null), undefined)).toBe('1970-01-01T00:00:00.000Z');
+  });
+});
+
 describe('routeJob', () => {
   it('rejects a job without labels or for an unconfigured client', () => {
     expect(() => routeJob({ name: 'j', labels: {} }, CONFIG)).toThrow(ForeignJobError);
@@ -426,6 +454,24 @@ describe('routeJob', () => {
       product: 'mlops-template',
       client: 'globex',
     });
+  });
+});
+
+describe('flowRecipients', () => {
+  const completion = (flow: string, client: string | null) =>
+    ({ flow, product: 'mlops-template', client }) as FlowCompletion;
+
+  it("is the flow's client, or every client of the product for a product flow", () => {
+    expect(flowRecipients(completion('train', 'globex'), CONFIG)).toEqual(['globex']);
+    expect(flowRecipients(completion('metadata', null), CONFIG)).toEqual(['acme', 'globex']);
+  });
+
+  it('refuses an unknown product, an unconfigured flow or client as foreign', () => {
+    expect(() => flowRecipients({ ...completion('train', 'acme'), product: 'nope' }, CONFIG)).toThrow(
+      /unknown product nope/,
+    );
+    expect(() => flowRecipients(completion('nope', 'acme'), CONFIG)).toThrow(ForeignJobError);
+    expect(() => flowRecipients(completion('train', 'initech'), CONFIG)).toThrow(/not a configured client/);
   });
 });
 

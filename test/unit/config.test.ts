@@ -73,6 +73,20 @@ describe('parseConfig', () => {
     expect(error.retryable).toBe(false);
   });
 
+  it('names a maxRunDuration a Batch job could not carry (more than nine decimals)', () => {
+    // Arrange
+    const doc = shipped();
+    doc.setIn(['products', 'mlops-template', 'inference', 'maxRunDuration'], '1.0000000001s');
+
+    // Act
+    const error = rejection(doc.toString());
+
+    // Assert
+    expect(error.message).toMatch(
+      /^ {2}products\.mlops-template\.inference\.maxRunDuration: .*duration in seconds/m,
+    );
+  });
+
   it('names the position of a bad client id and says what an id must look like', () => {
     // Arrange
     const doc = shipped();

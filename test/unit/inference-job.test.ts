@@ -7,6 +7,7 @@ import {
   labelValue,
   taskCountFor,
 } from '../../shared/domain/inference-job.js';
+import { ConfigError, PermanentError } from '../../shared/runtime/errors.js';
 import { anyText } from '../helpers/arbitraries.js';
 import { testConfig } from '../helpers/config.js';
 
@@ -135,8 +136,8 @@ describe('buildInferenceJob', () => {
     expect(job.taskGroups[0]?.taskSpec.runnables[0]?.container).toEqual({ imageUri: 'img:1', commands: [] });
   });
 
-  it('refuses an unconfigured product', () => {
-    expect(() => buildInferenceJob(CONFIG, { ...INPUT, product: 'nope' })).toThrow(TypeError);
+  it('refuses an unconfigured product with a permanent error (acked: no redelivery configures it)', () => {
+    expect(() => buildInferenceJob(CONFIG, { ...INPUT, product: 'nope' })).toThrow(PermanentError);
   });
 });
 
@@ -190,8 +191,12 @@ describe('parseDuration', () => {
     expect(parseDuration(value)).toEqual(expected);
   });
 
-  it('refuses what is not seconds', () => {
-    expect(() => parseDuration('1h')).toThrow(TypeError);
+  it('refuses what is not seconds with a ConfigError', () => {
+    expect(() => parseDuration('1h')).toThrow(ConfigError);
+  });
+
+  it('refuses more than nine decimals (a protobuf Duration holds nanoseconds)', () => {
+    expect(() => parseDuration('1.0000000001s')).toThrow(ConfigError);
   });
 });
 

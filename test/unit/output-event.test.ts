@@ -4,26 +4,27 @@ import addFormats from 'ajv-formats';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ObjectStore, Publisher } from '../../shared/clients/ports.js';
+import type { Rejection } from '../../shared/domain/rejection.js';
 import {
   boundedUtf8,
+  flowResultEvent,
+  flowResultId,
+  inferenceResultEvent,
+  inferenceResultId,
+  rejectionEvent,
+  rejectionId,
+} from '../../shared/domain/results/build-events.js';
+import {
   DATA_SCHEMAS,
   EVENT_TYPES,
   type FlowResultData,
-  flowResultEvent,
-  flowResultId,
-  fromPubSubMessage,
   type InferenceResultData,
-  inferenceResultEvent,
-  inferenceResultId,
   MAX_REASON_CHARS,
   MAX_SUBJECT_BYTES,
   PUBSUB_MAX_ATTRIBUTE_BYTES,
-  publishRejection,
-  rejectionEvent,
-  rejectionId,
-  toPubSubMessage,
-} from '../../shared/domain/output-event.js';
-import type { Rejection } from '../../shared/domain/rejection.js';
+} from '../../shared/domain/results/event-data.js';
+import { publishRejection } from '../../shared/domain/results/publish-once.js';
+import { fromPubSubMessage, toPubSubMessage } from '../../shared/domain/results/pubsub-binding.js';
 import { outputTopic } from '../../shared/plan/names.js';
 import { createLogger } from '../../shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';
