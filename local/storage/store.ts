@@ -53,6 +53,21 @@ export interface StorageBackend {
   close(): Promise<void>;
 }
 
+/** Fills a new blob and commits it; aborts it if filling fails half-way (a client hung up, a bad body). */
+export async function writeBlob(
+  backend: StorageBackend,
+  fill: (writer: BlobWriter) => Promise<void>,
+): Promise<CommittedBlob> {
+  const writer = backend.createBlob();
+  try {
+    await fill(writer);
+    return await writer.commit();
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  }
+}
+
 function enoent(blobId: string): NodeJS.ErrnoException {
   const error: NodeJS.ErrnoException = new Error(`blob ${blobId} not found`);
   error.code = 'ENOENT';

@@ -123,6 +123,7 @@ describe('local storage server routing', () => {
   });
 
   it.each([
+    ['POST', '/storage/v1/projects/p/serviceAccount'],
     ['PUT', '/storage/v1/b'],
     ['POST', `/storage/v1/b/${BUCKET}`],
     ['POST', `/storage/v1/b/${BUCKET}/storageLayout`],
@@ -144,7 +145,8 @@ describe('local storage server routing', () => {
 
   it.each([
     ['GET', '/storage/v1/other'],
-    ['POST', '/storage/v1/projects/p/serviceAccount'],
+    ['GET', '/storage/v1/projects/p/serviceAccount/more'],
+    ['GET', '/upload/storage/v1/projects/p/serviceAccount'],
     ['POST', `/upload/storage/v1/b/${BUCKET}`],
     ['POST', `/upload/storage/v1/b/${BUCKET}/o/name`],
     ['POST', '/upload/storage/v1/other'],
