@@ -1,3 +1,7 @@
+/**
+ * Where bytes and records live: the backend port, in memory or in a directory (durable, rebuilt
+ * after a restart), and the blob writer that hashes bytes on their way in.
+ */
 import { randomUUID } from 'node:crypto';
 import {
   type FileHandle,

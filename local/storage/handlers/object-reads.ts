@@ -4,9 +4,9 @@
  */
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import type { ListObjectsQuery } from '../catalog.js';
 import { compileGlob } from '../glob.js';
 import { boolParam, header, intParam, optional, preconditions, sendResource } from '../http.js';
+import type { ListObjectsQuery } from '../listing.js';
 import { type ObjectRecord, objectResource, StorageApiError } from '../resources.js';
 import type { StorageCall, StorageContext } from './context.js';
 
