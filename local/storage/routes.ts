@@ -77,7 +77,8 @@ const ROUTES: Route[] = [
   route('b/:bucket/o', { GET: listObjects }),
   route('b/:bucket/o/:object/copyTo/b/:destinationBucket/o/:destination*', { POST: copyObject }),
   route('b/:bucket/o/:object/rewriteTo/b/:destinationBucket/o/:destination*', { POST: rewriteObject }),
-  // Read with another method, this path names an object ending in /compose (below).
+  // Only a POST makes this path a compose; with any other method it names an object whose name
+  // ends in /compose (the next route).
   route('b/:bucket/o/:object/compose', { POST: composeObject }, { when: ({ method }) => method === 'POST' }),
   // Unencoded slashes in an object name are tolerated, for hand-written URLs.
   route('b/:bucket/o/:object*', {
@@ -87,6 +88,8 @@ const ROUTES: Route[] = [
     PUT: updateObject,
     DELETE: deleteObject,
   }),
+  // The upload API: a resumable session's chunks and its cancellation carry upload_id; without
+  // one, a POST is a new upload (media, multipart, or a resumable session's start).
   route(
     'b/:bucket/o',
     { PUT: resumeUpload, POST: resumeUpload, DELETE: cancelUpload },
