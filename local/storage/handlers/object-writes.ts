@@ -44,6 +44,7 @@ export async function deleteObject(context: StorageContext, { res, query, params
 
 /** Objects.insert on the upload API: the body is the object (media, multipart) or starts a session. */
 export async function insertObject(context: StorageContext, call: UploadCall): Promise<void> {
+  // A missing bucket is a 404 before any byte of the body is read.
   context.catalog.bucket(call.params.bucket);
   switch (call.query.get('uploadType')) {
     case 'media':
