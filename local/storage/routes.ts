@@ -102,8 +102,6 @@ const ROUTES: Route[] = [
 export interface RoutedRequest {
   handler: Handler<Params>;
   call: StorageCall<Params>;
-  /** True for every method that changes state (all but GET and HEAD). */
-  writes: boolean;
 }
 
 /** Finds the route of a request; throws the 400/404/405/501 a request without one gets. */
@@ -127,11 +125,7 @@ export function routeRequest(req: IncomingMessage, res: ServerResponse): RoutedR
       ? candidate.methods[method as Method]
       : undefined;
     if (!handler) throw new StorageApiError(405, 'methodNotAllowed', 'Method not allowed for this resource.');
-    return {
-      handler,
-      call: { req, res, api, query, params },
-      writes: method !== 'GET' && method !== 'HEAD',
-    };
+    return { handler, call: { req, res, api, query, params } };
   }
   // Under a bucket, an unknown path is an API this server lacks (ACLs, IAM, …), not a typo.
   if (routeApi === 'json' && segments[0] === 'b' && segments.length > 2) {

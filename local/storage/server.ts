@@ -146,7 +146,7 @@ function applyBurstTimeouts(server: Server): void {
 
 /**
  * Answers one request. This is the one place a routed request is dispatched, reads and writes
- * alike (`route.writes` tells them apart); every failure becomes a GCS-shaped error answer.
+ * alike; every failure becomes a GCS-shaped error answer.
  */
 async function handle(context: StorageContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
