@@ -1,5 +1,18 @@
+/**
+ * The index of buckets and objects and the GCS semantics over it: generations, metagenerations,
+ * preconditions, versioning, finalize, the rebuild after a restart, and object-name rules.
+ * Listing pages are cut in listing.ts; bytes live in a backend (store.ts).
+ */
 import type { Readable } from 'node:stream';
 import type { ObjectHashes } from './hashes.js';
+import {
+  type BucketPage,
+  bucketPage,
+  type ListBucketsQuery,
+  type ListObjectsQuery,
+  type ObjectPage,
+  objectPage,
+} from './listing.js';
 import {
   applyObjectFields,
   type BucketRecord,
@@ -34,19 +47,6 @@ export interface FinalizeRequest {
   componentCount?: number;
 }
 
-export interface ListObjectsQuery {
-  prefix?: string;
-  delimiter?: string;
-  pageToken?: string;
-  maxResults?: number;
-  versions?: boolean;
-  startOffset?: string;
-  endOffset?: string;
-  includeTrailingDelimiter?: boolean;
-  /** Only names this compiled `matchGlob` matches (see glob.ts). */
-  matchGlob?: RegExp;
-}
-
 interface BucketState {
   record: BucketRecord;
   live: Map<string, ObjectRecord>;
@@ -55,33 +55,6 @@ interface BucketState {
 }
 
 const BUCKET_NAME = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
-const MAX_PAGE = 1000;
-
-/** GCS sorts names by their UTF-8 bytes; JS string order differs above the BMP. */
-function compareNames(a: string, b: string): number {
-  return a === b ? 0 : Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
-interface PageToken {
-  name: string;
-  generation?: number;
-  prefix?: boolean;
-}
-
-function encodeToken(token: PageToken): string {
-  return Buffer.from(JSON.stringify(token)).toString('base64url');
-}
-
-function decodeToken(token: string | undefined): PageToken | undefined {
-  if (!token) return undefined;
-  try {
-    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as PageToken;
-    if (typeof parsed.name === 'string') return parsed;
-  } catch {
-    // fall through
-  }
-  throw invalidArgument('Invalid page token.');
-}
 
 /**
  * The server's index of buckets and objects, and the GCS semantics over it: generations,
@@ -210,21 +183,11 @@ export class Catalog {
     }
   }
 
-  listBuckets(query: { prefix?: string; maxResults?: number; pageToken?: string }): {
-    items: BucketRecord[];
-    nextPageToken?: string;
-  } {
-    const after = decodeToken(query.pageToken)?.name;
-    const max = Math.min(query.maxResults ?? MAX_PAGE, MAX_PAGE);
-    const names = [...this.buckets.keys()]
-      .filter((name) => name.startsWith(query.prefix ?? '') && (after === undefined || name > after))
-      .sort();
-    const page = names.slice(0, max);
-    const items = page.map((name) => (this.buckets.get(name) as BucketState).record);
-    const last = page[page.length - 1];
-    return names.length > max && last !== undefined
-      ? { items, nextPageToken: encodeToken({ name: last }) }
-      : { items };
+  listBuckets(query: ListBucketsQuery): BucketPage {
+    return bucketPage(
+      [...this.buckets.values()].map((state) => state.record),
+      query,
+    );
   }
 
   private checkBucketPreconditions(record: BucketRecord, conditions: Preconditions): void {
@@ -418,67 +381,11 @@ export class Catalog {
   }
 
   /** Objects.list: prefix/delimiter, offsets, versions, and pages of at most `maxResults` entries. */
-  listObjects(
-    bucket: string,
-    query: ListObjectsQuery,
-  ): { items: ObjectRecord[]; prefixes: string[]; nextPageToken?: string } {
+  listObjects(bucket: string, query: ListObjectsQuery): ObjectPage {
     const state = this.state(bucket);
-    const prefix = query.prefix ?? '';
-    const delimiter = query.delimiter || undefined;
-    const max = Math.max(1, Math.min(query.maxResults ?? MAX_PAGE, MAX_PAGE));
-    const token = decodeToken(query.pageToken);
-
     const candidates: ObjectRecord[] = [...state.live.values()];
     if (query.versions) for (const versions of state.noncurrent.values()) candidates.push(...versions);
-    const keyed = candidates
-      .filter(
-        (record) =>
-          record.name.startsWith(prefix) &&
-          (query.matchGlob === undefined || query.matchGlob.test(record.name)) &&
-          (query.startOffset === undefined || compareNames(record.name, query.startOffset) >= 0) &&
-          (query.endOffset === undefined || compareNames(record.name, query.endOffset) < 0),
-      )
-      .map((record) => ({ record, key: Buffer.from(record.name, 'utf8') }))
-      .sort((a, b) => Buffer.compare(a.key, b.key) || a.record.generation - b.record.generation);
-
-    const items: ObjectRecord[] = [];
-    const prefixes: string[] = [];
-    let lastPrefix: string | undefined = token?.prefix ? token.name : undefined;
-    let last: PageToken | undefined;
-    let count = 0;
-    for (const { record } of keyed) {
-      if (token && !token.prefix) {
-        const order = compareNames(record.name, token.name);
-        if (
-          order < 0 ||
-          (order === 0 && record.generation <= (token.generation ?? Number.MAX_SAFE_INTEGER))
-        ) {
-          continue;
-        }
-      }
-      if (token?.prefix && compareNames(record.name, token.name) < 0) continue;
-      if (lastPrefix !== undefined && record.name.startsWith(lastPrefix)) continue;
-      let groupedUnder: string | undefined;
-      if (delimiter) {
-        const at = record.name.indexOf(delimiter, prefix.length);
-        if (at >= 0) groupedUnder = record.name.slice(0, at + delimiter.length);
-      }
-      if (count === max) {
-        return { items, prefixes, nextPageToken: encodeToken(last as PageToken) };
-      }
-      if (groupedUnder !== undefined) {
-        prefixes.push(groupedUnder);
-        lastPrefix = groupedUnder;
-        last = { name: groupedUnder, prefix: true };
-        // With includeTrailingDelimiter, an object named exactly like the prefix is listed too.
-        if (query.includeTrailingDelimiter && record.name === groupedUnder) items.push(record);
-      } else {
-        items.push(record);
-        last = { name: record.name, generation: record.generation };
-      }
-      count += 1;
-    }
-    return { items, prefixes };
+    return objectPage(candidates, query);
   }
 }
 

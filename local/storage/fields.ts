@@ -1,3 +1,6 @@
+/**
+ * Partial responses: parsing a `fields=` selector and keeping only the parts of a resource it names.
+ */
 import { invalidArgument } from './resources.js';
 
 /** A parsed `fields=` selection: which keys to keep, each with what to keep below it (null: all). */

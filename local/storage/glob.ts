@@ -1,3 +1,6 @@
+/**
+ * Objects.list `matchGlob`: Cloud Storage's glob syntax compiled to a RegExp over whole names.
+ */
 import { invalidArgument } from './resources.js';
 
 /**

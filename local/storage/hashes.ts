@@ -1,3 +1,7 @@
+/**
+ * Object checksums: CRC32C and MD5 as GCS reports them, computed while bytes stream in, and
+ * the `x-goog-hash` header clients send to have an upload checked.
+ */
 import { createHash, type Hash } from 'node:crypto';
 
 /**

@@ -1,3 +1,7 @@
+/**
+ * Multipart uploads: the boundary of a `multipart/related` body (quoted or not), its JSON metadata
+ * part, and the media part streamed out as it arrives.
+ */
 import { invalidArgument } from './resources.js';
 
 /** The first part of a `multipart/related` upload and the second part's headers. */

@@ -1,3 +1,7 @@
+/**
+ * The records the server keeps (objects, buckets), the JSON API resources made from them, the
+ * fields a client may set, and the GCS-shaped errors (StorageApiError and its common cases).
+ */
 import { createHash } from 'node:crypto';
 import { PermanentError } from '../../shared/runtime/errors.js';
 

@@ -1,3 +1,7 @@
+/**
+ * Where bytes and records live: the backend port, in memory or in a directory (durable, rebuilt
+ * after a restart), and the blob writer that hashes bytes on their way in.
+ */
 import { randomUUID } from 'node:crypto';
 import {
   type FileHandle,
@@ -51,6 +55,21 @@ export interface StorageBackend {
   /** Drops a committed blob no object refers to (a finalize that lost its precondition). */
   deleteBlob(blobId: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Fills a new blob and commits it; aborts it if filling fails half-way (a client hung up, a bad body). */
+export async function writeBlob(
+  backend: StorageBackend,
+  fill: (writer: BlobWriter) => Promise<void>,
+): Promise<CommittedBlob> {
+  const writer = backend.createBlob();
+  try {
+    await fill(writer);
+    return await writer.commit();
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  }
 }
 
 function enoent(blobId: string): NodeJS.ErrnoException {

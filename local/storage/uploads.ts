@@ -1,3 +1,7 @@
+/**
+ * Resumable upload sessions: `Content-Range` parsing, chunks received in order, persisted-bytes
+ * accounting for 308 answers, idle sessions dropped, and a retried last chunk answered again.
+ */
 import { randomBytes } from 'node:crypto';
 import type { FinalizeRequest } from './catalog.js';
 import type { ObjectHashes } from './hashes.js';

@@ -30,6 +30,23 @@ function allPages(catalog: Catalog, query: Parameters<Catalog['listObjects']>[1]
   return pages;
 }
 
+describe('Catalog.listBuckets', () => {
+  it('pages through the buckets with a prefix in name order, each once', async () => {
+    // Arrange
+    const catalog = await Catalog.open(new MemoryBackend(), () => {});
+    for (const name of ['team-c', 'team-a', 'other', 'team-b']) await catalog.createBucket('p', { name });
+
+    // Act
+    const first = catalog.listBuckets({ prefix: 'team-', maxResults: 2 });
+    const second = catalog.listBuckets({ prefix: 'team-', maxResults: 2, pageToken: first.nextPageToken });
+
+    // Assert
+    expect(first.items.map((bucket) => bucket.name)).toEqual(['team-a', 'team-b']);
+    expect(second.items.map((bucket) => bucket.name)).toEqual(['team-c']);
+    expect(second.nextPageToken).toBeUndefined();
+  });
+});
+
 describe('Catalog.listObjects', () => {
   it('pages through items and prefixes together, never repeating a prefix', async () => {
     // Arrange
