@@ -31,6 +31,8 @@ export interface ConsoleServerOptions {
 
 export interface ConsoleServer {
   url: string;
+  /** The port it listens on (the kernel's choice when asked for 0). */
+  port: number;
   /** Tell open pages that something happened (the platform's activity feed): they refresh what they show. */
   notify(activity: { kind: string; message: string; [key: string]: unknown }): void;
   close(): Promise<void>;
@@ -506,6 +508,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
 
   return {
     url: `http://127.0.0.1:${port}`,
+    port,
     notify(activity) {
       // The platform reports every finalized object as 'upload'; outputs are not uploads.
       if (activity.kind === 'upload' && isInputUpload(activity.message, config.bucket))
