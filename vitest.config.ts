@@ -11,7 +11,12 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'] },
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          // Unit tests spawn nothing: starting a process there throws (real processes are integration tests).
+          setupFiles: ['test/helpers/no-child-processes.ts'],
+        },
       },
       {
         extends: true,

@@ -1,12 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Message, Subscription } from '@google-cloud/pubsub';
 import { parseEnvFile } from '../local/platform/env-file.js';
-import { DEFAULT_PORTS } from '../local/platform/ports.js';
+import { DEFAULT_PORTS, type PortName, portFlag } from '../local/platform/ports.js';
 import { loadConfig } from '../shared/config/load.js';
 import { outputTopic } from '../shared/plan/names.js';
 import type { BenchMeasurement, Benchmark } from './bench.js';
@@ -30,21 +29,6 @@ function settings() {
   return { n, maxTasks };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolvePort(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-function kebab(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
-
 interface Platform {
   pid: number;
   env: Record<string, string>;
@@ -54,7 +38,7 @@ interface Platform {
 }
 
 /**
- * Starts the platform as a user does (`batchwire dev`, its own Pub/Sub emulator, free ports, a
+ * Starts the platform as a user does (`batchwire dev`, its own Pub/Sub emulator, any free ports, a
  * fresh working directory) and waits for `.batchwire/env`, written once everything answers.
  */
 async function startPlatform(
@@ -63,7 +47,8 @@ async function startPlatform(
 ): Promise<Platform> {
   const workDir = mkdtempSync(join(tmpdir(), 'batchwire-burst-'));
   const args = [CLI, 'dev', '--json', '--no-schedules'];
-  for (const name of Object.keys(DEFAULT_PORTS)) args.push(`--${kebab(name)}-port`, String(await freePort()));
+  // Port 0 for every service: each binds a port of its own choosing; `.batchwire/env` says which.
+  for (const name of Object.keys(DEFAULT_PORTS) as PortName[]) args.push(portFlag(name), '0');
   if (maxTasks) args.push('--max-tasks', maxTasks);
   const env: NodeJS.ProcessEnv = {
     ...process.env,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_PORTS, type PortName } from '../local/platform/ports.js';
+import { DEFAULT_PORTS, type PortName, portFlag } from '../local/platform/ports.js';
 import { BatchwireError } from '../shared/runtime/errors.js';
 import { CliError } from './lib/context.js';
 
@@ -28,7 +28,9 @@ const positiveInteger = (value: string) => {
 function withPortOptions(command: Command): Command {
   for (const [name, port] of Object.entries(DEFAULT_PORTS)) {
     command.addOption(
-      new Option(`--${kebab(name)}-port <port>`, `port of ${name}`).default(port).argParser(integer),
+      new Option(`${portFlag(name as PortName)} <port>`, `port of ${name} (0: any free port)`)
+        .default(port)
+        .argParser(integer),
     );
   }
   return command;
@@ -206,10 +208,6 @@ program
       });
     },
   );
-
-function kebab(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
 
 try {
   await program.parseAsync(process.argv);

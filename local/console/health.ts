@@ -1,21 +1,11 @@
 import net from 'node:net';
+import type { ServiceHealth } from './api-types.js';
 
 /** A service of the local platform and how to tell it is alive. */
 export interface ServiceProbe {
   name: string;
   /** An http URL (any HTTP answer means up) or host:port (an accepted TCP connection means up). */
   address: string;
-}
-
-export interface ServiceHealth {
-  name: string;
-  address: string;
-  up: boolean;
-  /** In plain words, why it is down; '' when up. */
-  detail: string;
-  checked: string;
-  /** The last time it was seen down and why, kept after it recovers (a restarted function). */
-  lastDown: { time: string; detail: string } | null;
 }
 
 /** What the platform may tell the console itself (e.g. a supervisor that restarts functions). */

@@ -1,4 +1,4 @@
-import type { JobRow } from './platform-reader.js';
+import type { JobRow } from './api-types.js';
 
 /**
  * Every Batch job as rows, from one listJobs call shared by every reader (the Jobs page, the

@@ -5,6 +5,20 @@ import type { ExecutionsClient } from '@google-cloud/workflows';
 import type { Config } from '../../shared/config/schema.js';
 import { JOB_ID_PATTERN } from '../../shared/domain/job-id.js';
 import { REJECTIONS_PREFIX } from '../../shared/domain/object-path.js';
+import type {
+  ExecutionDetail,
+  ExecutionRow,
+  FlowRunAnswer,
+  JobDetail,
+  JobRow,
+  JobsAnswer,
+  ObjectRow,
+  Rejection,
+  RunExecutionRow,
+  SchedulerJobRow,
+  TaskAttempt,
+  TaskRow,
+} from './api-types.js';
 
 type Job = batchProtos.google.cloud.batch.v1.IJob;
 type Task = batchProtos.google.cloud.batch.v1.ITask;
@@ -21,42 +35,6 @@ export interface PlatformClients {
   bucket: Bucket;
   /** Cloud Scheduler's REST API base URL (`/v1/projects/P/locations/L/jobs`). */
   schedulerUrl: string;
-}
-
-/** A job as the console lists it: one row, no task detail (one listJobs call per page). */
-export interface JobRow {
-  id: string;
-  name: string;
-  uid: string;
-  state: string;
-  product: string;
-  client: string;
-  flow: string;
-  trigger: string;
-  created: string;
-  taskCount: number;
-  taskCounts: Record<string, number>;
-  runDurationSeconds: number | null;
-  /** Why it failed, in Batch's words: the last status event of a FAILED job. */
-  reason: string;
-}
-
-/** One bar of the timeline: one run of one task. */
-export interface TaskAttempt {
-  task: number;
-  attempt: number;
-  state: string;
-  start: string;
-  end: string | null;
-  exitCode: number | null;
-}
-
-export interface TaskRow {
-  index: number;
-  state: string;
-  attempts: number;
-  exitCode: number | null;
-  events: Array<{ time: string; state: string; description: string }>;
 }
 
 const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
@@ -159,10 +137,7 @@ const FILTER_VALUE = /^[A-Za-z0-9_-]{1,63}$/;
  * no count and the local one no time filter, and 50 rows of 1,000 cost less to cut here than
  * another call.
  */
-export function pageJobs(
-  rows: JobRow[],
-  filter: JobFilter,
-): { jobs: JobRow[]; nextPageToken: string; total: number } {
+export function pageJobs(rows: JobRow[], filter: JobFilter): JobsAnswer {
   for (const key of ['product', 'client', 'state'] as const) {
     const value = filter[key];
     if (value && !FILTER_VALUE.test(value)) throw new ConsoleInputError(`"${value}" is not a valid ${key}`);
@@ -201,7 +176,7 @@ export function createPlatformReader(config: Config, clients: PlatformClients) {
 
     listAllJobs,
 
-    async job(jobId: string) {
+    async job(jobId: string): Promise<Omit<JobDetail, 'events'>> {
       if (!JOB_ID_PATTERN.test(jobId)) throw new ConsoleInputError(`"${jobId}" is not a job id`);
       const name = `${parent}/jobs/${jobId}`;
       const [job] = await clients.batch.getJob({ name });
@@ -268,14 +243,14 @@ export function createPlatformReader(config: Config, clients: PlatformClients) {
     },
 
     /** The rejection records of a client, newest first (each a small JSON object). */
-    async rejections(product?: string, client?: string, limit = 20): Promise<unknown[]> {
+    async rejections(product?: string, client?: string, limit = 20): Promise<Rejection[]> {
       const prefix = `${REJECTIONS_PREFIX}${product ? `${product}/` : ''}${product && client ? `${client}/` : ''}`;
       const [files] = await clients.bucket.getFiles({ prefix });
       const newest = files
         .sort((a, b) => String(b.metadata.timeCreated).localeCompare(String(a.metadata.timeCreated)))
         .slice(0, limit);
       return Promise.all(
-        newest.map(async (file) => JSON.parse((await file.download())[0].toString('utf8')) as unknown),
+        newest.map(async (file) => JSON.parse((await file.download())[0].toString('utf8')) as Rejection),
       );
     },
 
@@ -287,12 +262,12 @@ export function createPlatformReader(config: Config, clients: PlatformClients) {
     },
 
     /** Forces a run, as `gcloud scheduler jobs run` does: Scheduler sends the job's own request. */
-    async runSchedulerJob(jobId: string): Promise<unknown> {
+    async runSchedulerJob(jobId: string): Promise<FlowRunAnswer> {
       if (!FILTER_VALUE.test(jobId)) throw new ConsoleInputError(`"${jobId}" is not a scheduler job id`);
       const response = await fetch(`${clients.schedulerUrl}/v1/${parent}/jobs/${jobId}:run`, {
         method: 'POST',
       });
-      const body = (await response.json()) as { error?: { message?: string } };
+      const body = (await response.json()) as FlowRunAnswer & { error?: { message?: string } };
       if (!response.ok)
         throw new ConsoleInputError(body.error?.message ?? `Cloud Scheduler answered ${response.status}`);
       return body;
@@ -307,7 +282,7 @@ export function createPlatformReader(config: Config, clients: PlatformClients) {
       return executions.map(executionRow);
     },
 
-    async execution(workflow: string, executionId: string) {
+    async execution(workflow: string, executionId: string): Promise<Omit<ExecutionDetail, 'steps'>> {
       if (!FILTER_VALUE.test(workflow) || !FILTER_VALUE.test(executionId))
         throw new ConsoleInputError('not a workflow execution');
       const [execution] = await clients.executions.getExecution({
@@ -317,7 +292,7 @@ export function createPlatformReader(config: Config, clients: PlatformClients) {
       // What it started: the Batch job named after its run id, or the Cloud Run job's executions.
       const runId = String(row.argument?.runId ?? '');
       const jobs = runId ? (await listAllJobs()).filter((job) => job.name?.includes(runId)).map(jobRow) : [];
-      let runExecutions: Array<{ name: string; created: string; succeeded: number; failed: number }> = [];
+      let runExecutions: RunExecutionRow[] = [];
       const runJob = String(row.argument?.job ?? '');
       if (workflow === 'run-job' && runJob) {
         const [list] = await clients.runExecutions.listExecutions({ parent: runJob });
@@ -337,13 +312,6 @@ export function createPlatformReader(config: Config, clients: PlatformClients) {
 
 export type PlatformReader = ReturnType<typeof createPlatformReader>;
 
-export interface ObjectRow {
-  name: string;
-  size: number;
-  updated: string;
-  contentType: string;
-}
-
 function objectRow(file: { name: string; metadata: Record<string, unknown> }): ObjectRow {
   return {
     name: file.name,
@@ -351,33 +319,6 @@ function objectRow(file: { name: string; metadata: Record<string, unknown> }): O
     updated: String(file.metadata.updated ?? file.metadata.timeCreated ?? ''),
     contentType: String(file.metadata.contentType ?? ''),
   };
-}
-
-export interface SchedulerJobRow {
-  name: string;
-  schedule?: string;
-  timeZone?: string;
-  state: string;
-  scheduleTime?: string;
-  httpTarget?: { uri: string; body?: string };
-}
-
-export interface ExecutionRow {
-  name: string;
-  id: string;
-  workflow: string;
-  state: string;
-  start: string;
-  end: string;
-  durationSeconds: number | null;
-  argument: Record<string, unknown> | null;
-  result: unknown;
-  error: {
-    message: string;
-    context: string;
-    steps: Array<{ step: string; routine: string; line: string }>;
-  } | null;
-  currentSteps: Array<{ step: string; routine: string }>;
 }
 
 function executionRow(execution: {

@@ -8,11 +8,25 @@ import { grpcClientOptions } from '../../shared/clients/endpoints.js';
 import type { Config } from '../../shared/config/schema.js';
 import { parseObjectName } from '../../shared/domain/object-path.js';
 import { outputTopic } from '../../shared/plan/names.js';
+import type {
+  ExecutionDetail,
+  FlowsAnswer,
+  JobDetail,
+  JobRow,
+  MetricsAnswer,
+  OverviewAnswer,
+  PublicConfig,
+  SchedulerJobRow,
+  SlotSample,
+  StorageListing,
+  TopicEventsAnswer,
+  UploadAnswer,
+} from './api-types.js';
 import { type HealthCallback, type ServiceProbe, startHealthMonitor } from './health.js';
 import { createJobsCache } from './jobs-cache.js';
-import { ConsoleInputError, createPlatformReader, type JobRow, jobRow, pageJobs } from './platform-reader.js';
+import { ConsoleInputError, createPlatformReader, jobRow, pageJobs } from './platform-reader.js';
 import { createStepRecorder } from './step-recorder.js';
-import { startTopicFeed, type TopicEvent } from './topic-feed.js';
+import { startTopicFeed } from './topic-feed.js';
 
 export interface ConsoleServerOptions {
   config: Config;
@@ -31,6 +45,8 @@ export interface ConsoleServerOptions {
 
 export interface ConsoleServer {
   url: string;
+  /** The port it listens on (the kernel's choice when asked for 0). */
+  port: number;
   /** Tell open pages that something happened (the platform's activity feed): they refresh what they show. */
   notify(activity: { kind: string; message: string; [key: string]: unknown }): void;
   close(): Promise<void>;
@@ -117,7 +133,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
 
   const uploadsPerMinute = new Map<number, number>();
   const resultsPerMinute = new Map<number, number>();
-  const slots: Array<{ time: string; running: number }> = [];
+  const slots: SlotSample[] = [];
   const bump = (series: Map<number, number>) => {
     const minute = Math.floor(Date.now() / 60_000);
     series.set(minute, (series.get(minute) ?? 0) + 1);
@@ -208,7 +224,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
       if (method === 'GET' && !jobMatch[2]) {
         const detail = await reader.job(jobId);
         const events = feed.events().filter((event) => event.subject === `jobs/${jobId}`);
-        return json(response, { ...detail, events });
+        return json(response, { ...detail, events } satisfies JobDetail);
       }
       if (method === 'GET' && jobMatch[3] !== undefined)
         return streamLog(request, response, jobId, Number(jobMatch[3]), Number(jobMatch[4]));
@@ -234,7 +250,10 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
         decodeURIComponent(executionMatch[1] as string),
         decodeURIComponent(executionMatch[2] as string),
       );
-      return json(response, { ...detail, steps: stepRecorder.steps(detail.execution.name) });
+      return json(response, {
+        ...detail,
+        steps: stepRecorder.steps(detail.execution.name),
+      } satisfies ExecutionDetail);
     }
     if (method === 'GET' && path === '/api/topics/events') {
       const type = url.searchParams.get('type');
@@ -243,11 +262,11 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
         .events()
         .filter((event) => (!type || event.type === type) && (!topic || event.topic === topic))
         .slice(0, 200);
-      return json(response, { topics: topics.map((t) => t.topic), events });
+      return json(response, { topics: topics.map((t) => t.topic), events } satisfies TopicEventsAnswer);
     }
     if (method === 'GET' && path === '/api/storage') {
       const prefix = url.searchParams.get('prefix') ?? '';
-      return json(response, { prefix, ...(await reader.browse(prefix)) });
+      return json(response, { prefix, ...(await reader.browse(prefix)) } satisfies StorageListing);
     }
     if (method === 'GET' && path === '/api/storage/download') {
       return download(url.searchParams.get('name') ?? '', response);
@@ -277,7 +296,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     }
   }
 
-  function publicConfig() {
+  function publicConfig(): PublicConfig {
     return {
       project: config.project,
       region: config.region,
@@ -295,7 +314,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     };
   }
 
-  function metrics() {
+  function metrics(): MetricsAnswer {
     const now = Math.floor(Date.now() / 60_000);
     const minutes = Array.from({ length: 30 }, (_, i) => now - 29 + i);
     return {
@@ -308,7 +327,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     };
   }
 
-  async function overview() {
+  async function overview(): Promise<OverviewAnswer> {
     // One listJobs call for every count, one list per client for uploads and rejections.
     const all: JobRow[] = await jobsCache.rows();
     const products = await Promise.all(
@@ -338,7 +357,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
         ),
       })),
     );
-    let schedules: unknown[] = [];
+    let schedules: SchedulerJobRow[] = [];
     let schedulerError = '';
     try {
       schedules = await reader.schedulerJobs();
@@ -348,7 +367,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     return { project: config.project, products, schedules, schedulerError };
   }
 
-  async function flows() {
+  async function flows(): Promise<FlowsAnswer> {
     const schedules = await reader.schedulerJobs();
     const workflows = new Set<string>();
     for (const settings of Object.values(config.products)) {
@@ -465,7 +484,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
       }),
     );
     // Counted when the platform reports the upload, as for any other client's.
-    json(response, { uploaded: `gs://${config.bucket}/${objectName}` }, 201);
+    json(response, { uploaded: `gs://${config.bucket}/${objectName}` } satisfies UploadAnswer, 201);
   }
 
   function serveAsset(path: string, response: ServerResponse): void {
@@ -506,6 +525,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
 
   return {
     url: `http://127.0.0.1:${port}`,
+    port,
     notify(activity) {
       // The platform reports every finalized object as 'upload'; outputs are not uploads.
       if (activity.kind === 'upload' && isInputUpload(activity.message, config.bucket))
@@ -578,5 +598,3 @@ function sendError(response: ServerResponse, err: unknown): void {
   response.writeHead(status, { 'content-type': 'application/json' });
   response.end(JSON.stringify({ error: { status, message } }));
 }
-
-export type { TopicEvent };

@@ -1,10 +1,4 @@
-/** One step of a workflow execution as the console saw it: entered at `start`, left at `end`. */
-export interface StepEntry {
-  routine: string;
-  step: string;
-  start: string;
-  end: string | null;
-}
+import type { StepEntry } from './api-types.js';
 
 export interface ExecutionStatus {
   state: string;

@@ -1,22 +1,5 @@
 import type { Message, PubSub, Subscription } from '@google-cloud/pubsub';
-
-/** One message seen on a client's output topic: its attributes (the `ce-*` envelope) and data. */
-export interface TopicEvent {
-  topic: string;
-  product: string;
-  client: string;
-  messageId: string;
-  publishTime: string;
-  /** `ce-type`, or '' when the message is not a CloudEvent. */
-  type: string;
-  /** `ce-id`. */
-  id: string;
-  /** `ce-subject`. */
-  subject: string;
-  attributes: Record<string, string>;
-  /** The data as JSON when it parses, else the text. */
-  data: unknown;
-}
+import type { TopicEvent } from './api-types.js';
 
 export interface TopicFeed {
   /** Newest first. */

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { ListeningMessage } from './function-preload.js';
 
 const require = createRequire(import.meta.url);
 
@@ -13,6 +14,8 @@ export function functionsFrameworkMain(): string {
 export interface FunctionProcess {
   name: string;
   url: string;
+  /** The port it listens on: the one asked for, or the kernel's choice when asked for 0. */
+  port: number;
   pid: number | undefined;
   /** Resolves when the process exits, for whatever reason. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -20,8 +23,16 @@ export interface FunctionProcess {
 }
 
 /**
+ * How long a start may take: a cold start loads the whole package, and on a busy machine (three
+ * of them start at once) that can take tens of seconds; a process that dies is noticed at once.
+ */
+const START_TIMEOUT_MS = 60_000;
+
+/**
  * Runs one function in its own functions-framework process, as Cloud Functions runs each
  * function as its own service: `functions-framework --target=NAME --port=PORT --source=ROOT`.
+ * `port` 0 lets the process bind a port of the kernel's choice; either way it resolves once the
+ * framework's server listens, with the port it got (the preload reports it over IPC).
  * Each stdout line (the function's JSON logs) goes to `onLine`.
  */
 export async function startFunctionProcess(options: {
@@ -41,7 +52,7 @@ export async function startFunctionProcess(options: {
       `--port=${options.port}`,
       `--source=${options.sourceDir}`,
     ],
-    { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] },
+    { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe', 'ipc'] },
   );
   let exited = false;
   // A process killed by a signal exits with `code === null` and the signal set: both are kept,
@@ -55,16 +66,10 @@ export async function startFunctionProcess(options: {
   for (const stream of [child.stdout, child.stderr]) {
     if (stream) createInterface({ input: stream }).on('line', options.onLine);
   }
-  const url = `http://127.0.0.1:${options.port}`;
+  const what = `${options.name} (functions-framework${options.port ? ` on port ${options.port}` : ''})`;
+  let port: number;
   try {
-    // A cold start loads the whole package; on a busy machine (three of them start at once) that
-    // can take tens of seconds, and a process that dies is noticed at once anyway.
-    await waitForHttp(
-      url,
-      () => exited,
-      `${options.name} (functions-framework on port ${options.port})`,
-      60_000,
-    );
+    port = await listeningPort(child, exit, what);
   } catch (err) {
     if (!exited) child.kill('SIGKILL');
     await exit;
@@ -72,7 +77,8 @@ export async function startFunctionProcess(options: {
   }
   return {
     name: options.name,
-    url,
+    url: `http://127.0.0.1:${port}`,
+    port,
     pid: child.pid,
     exited: exit,
     async stop() {
@@ -82,19 +88,34 @@ export async function startFunctionProcess(options: {
   };
 }
 
-/** Waits until an HTTP server answers anything at all. */
-export async function waitForHttp(url: string, hasDied: () => boolean, what: string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (hasDied()) throw new Error(`${what} exited before it answered`);
-    try {
-      await fetch(url, { method: 'GET', signal: AbortSignal.timeout(1000) });
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
+/**
+ * The port the child's framework server listens on, as its preload reports it; rejects if the
+ * child exits first or says nothing within {@link START_TIMEOUT_MS}. The IPC channel is closed
+ * once the port is known: nothing else travels on it.
+ */
+function listeningPort(child: ChildProcess, exit: Promise<unknown>, what: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`${what} did not listen within ${START_TIMEOUT_MS} ms`));
+    }, START_TIMEOUT_MS);
+    const onMessage = (message: Partial<ListeningMessage>) => {
+      const port = message?.listening?.port;
+      if (typeof port !== 'number') return;
+      done();
+      if (child.connected) child.disconnect();
+      resolve(port);
+    };
+    child.on('message', onMessage);
+    void exit.then(() => {
+      done();
+      reject(new Error(`${what} exited before it listened`));
+    });
+    function done() {
+      clearTimeout(timer);
+      child.off('message', onMessage);
     }
-  }
-  throw new Error(`${what} did not answer within ${timeoutMs} ms`);
+  });
 }
 
 /** How a supervised function is doing, as the console shows it. */
@@ -117,6 +138,8 @@ export interface FunctionHealth {
 export interface SupervisedFunction {
   name: string;
   url: string;
+  /** Its port, kept across restarts: the one asked for, or the first start's when asked for 0. */
+  port: number;
   health(): FunctionHealth;
   stop(): Promise<void>;
 }
@@ -139,7 +162,8 @@ export const SUPERVISION: SupervisionPolicy = {
 
 /**
  * Runs one function as Cloud Functions runs an instance: when its process exits or is killed
- * (not stopped by us), it is started again on the same port, with exponential backoff, and
+ * (not stopped by us), it is started again on the same port (with `port` 0, the one its first
+ * start got: the router and `.batchwire/env` know the function by that URL), with exponential backoff, and
  * `onEvent` gets one line each time. Events that fail meanwhile are the trigger's to retry
  * (the router's backoff), as Eventarc retries an instance that crashed.
  *
@@ -165,11 +189,12 @@ export async function superviseFunction(options: {
   let current: FunctionProcess | undefined;
   let wake: (() => void) | undefined;
   let loop: Promise<void> = Promise.resolve();
+  let port = options.port;
 
   const start = () =>
     startFunctionProcess({
       name: options.name,
-      port: options.port,
+      port,
       sourceDir: options.sourceDir,
       env: options.env,
       onLine: options.onLine,
@@ -231,10 +256,13 @@ export async function superviseFunction(options: {
     });
   };
 
-  watch(await start());
+  const first = await start();
+  port = first.port;
+  watch(first);
   return {
     name: options.name,
-    url: `http://127.0.0.1:${options.port}`,
+    url: first.url,
+    port,
     health: () => ({ ...health }),
     async stop() {
       stopping = true;

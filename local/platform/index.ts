@@ -29,7 +29,7 @@ import { type Activity, type DevConsole, followTaskSlots } from './console.js';
 import { gcloudApiOverrides, gcloudStorageEnv, removeEnvFile, writeEnvFile } from './env-file.js';
 import { type FunctionHealth, type SupervisedFunction, superviseFunction } from './function-process.js';
 import { acquireLock } from './lock.js';
-import { DEFAULT_PORTS, type PortName, type Ports } from './ports.js';
+import { DEFAULT_PORTS, type PortName, type Ports, portFlag } from './ports.js';
 import { provision } from './provision.js';
 import { reconcile } from './reconcile.js';
 
@@ -49,9 +49,8 @@ export class PortInUseError extends PermanentError {
     readonly port: number,
     options?: ErrorOptions,
   ) {
-    const flag = `--${portName.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}-port`;
     super(
-      `port ${port} (${portName}) is already in use: stop what holds it, or move it with ${flag} <port>`,
+      `port ${port} (${portName}) is already in use: stop what holds it, or move it with ${portFlag(portName)} <port>`,
       options,
     );
   }
@@ -64,6 +63,7 @@ export interface PlatformOptions {
   rootDir: string;
   /** Where `.batchwire/env`, the lock and task logs live. */
   stateDir: string;
+  /** The ports to bind; 0 lets the kernel pick one (the ones bound are in `RunningPlatform.ports`). */
   ports?: Partial<Ports>;
   /** Keep buckets, messages and job records here across restarts; by default nothing is kept. */
   dataDir?: string;
@@ -97,6 +97,7 @@ export interface PlatformOptions {
 export interface RunningPlatform {
   /** What `.batchwire/env` holds: every address a client needs. */
   env: Record<string, string>;
+  /** The ports bound: those asked for, and the kernel's choice where 0 was asked. */
   ports: Ports;
   logDir: string;
   /** Fires a flow now, as Cloud Scheduler would; resolves with onSchedule's answer. */
@@ -246,9 +247,12 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       BATCHWIRE_CONFIG: options.configPath,
       STORAGE_EMULATOR_HOST: storage.url,
       PUBSUB_EMULATOR_HOST: pubsub.host,
-      BATCH_EMULATOR_HOST: `127.0.0.1:${ports.batch}`,
-      WORKFLOWS_EMULATOR_HOST: `127.0.0.1:${ports.workflows}`,
-      RUN_EMULATOR_HOST: `127.0.0.1:${ports.run}`,
+    };
+    // The other services' addresses join as each one listens (a port asked as 0 is known only
+    // then): the services read this object when they start a task or an execution, never before.
+    const addAddress = (name: string, value: string) => {
+      clientEnv[name] = value;
+      process.env[name] = value;
     };
     Object.assign(process.env, clientEnv);
     const baseDir = dirname(options.configPath);
@@ -284,6 +288,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       ...(dataDir ? { dataDir: join(dataDir, 'batch'), holdRestartNotifications: true } : {}),
     });
     stack.push(() => batch.close());
+    addAddress('BATCH_EMULATOR_HOST', batch.host);
 
     const run = await startRunService({
       slots,
@@ -295,6 +300,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       onEvent: report,
     });
     stack.push(() => run.close());
+    addAddress('RUN_EMULATOR_HOST', run.host);
 
     const workflows = await startWorkflowsService({
       port: ports.workflows,
@@ -305,6 +311,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       onEvent: report,
     });
     stack.push(() => workflows.close());
+    addAddress('WORKFLOWS_EMULATOR_HOST', workflows.host);
 
     // The three start together (each is its own process, as each is its own Cloud Function): a
     // cold start is seconds of module loading, and nothing orders them.
@@ -360,7 +367,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       // reconcile cut short is simply done again by the next start.
       const reconciling = reconcile(config, {
         storageUrl: storage.url,
-        batchHost: `127.0.0.1:${ports.batch}`,
+        batchHost: batch.host,
         redeliverFinalize: (object) => router.redeliverFinalize(object),
         startedAt,
       }).then(
@@ -409,9 +416,9 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
         { name: 'onComplete', address: functionUrls.onComplete as string },
         { name: 'Cloud Storage', address: storage.url },
         { name: 'Pub/Sub', address: pubsub.host },
-        { name: 'Batch', address: `127.0.0.1:${ports.batch}` },
-        { name: 'Workflows', address: `127.0.0.1:${ports.workflows}` },
-        { name: 'Cloud Run', address: `127.0.0.1:${ports.run}` },
+        { name: 'Batch', address: batch.host },
+        { name: 'Workflows', address: workflows.host },
+        { name: 'Cloud Run', address: run.host },
         { name: 'Cloud Scheduler', address: schedulerApi.url },
       ],
       // The supervisor knows what a port probe cannot: a function restarting or crashed.
@@ -442,9 +449,21 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     };
     writeEnvFile(envPath, env);
 
+    const functionPort = (name: FunctionName) => functions.find((fn) => fn.name === name)?.port as number;
     return {
       env,
-      ports,
+      ports: {
+        pubsub: pubsub.port,
+        storage: storage.port,
+        batch: batch.port,
+        workflows: workflows.port,
+        run: run.port,
+        onUpload: functionPort('onUpload'),
+        onSchedule: functionPort('onSchedule'),
+        onComplete: functionPort('onComplete'),
+        scheduler: schedulerApi.port,
+        console: consoleServer.port,
+      },
       logDir,
       fireFlow: (flow, product, client) => scheduler.fireNow(flow, product, client),
       functionHealth: () => functions.map((fn) => fn.health()),

@@ -15,3 +15,8 @@ export const DEFAULT_PORTS = {
 
 export type PortName = keyof typeof DEFAULT_PORTS;
 export type Ports = Record<PortName, number>;
+
+/** The `batchwire dev` flag that sets a port: `onUpload` → `--on-upload-port`. */
+export function portFlag(name: PortName): string {
+  return `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}-port`;
+}

@@ -1,6 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, realpathSync } from 'node:fs';
-import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -94,7 +93,14 @@ export function findPubSubEmulator(): string {
   return binary;
 }
 
-/** A free loopback port: bind port 0, read it, release it. */
+/**
+ * Why the emulator is handed a port rather than asked for port 0: it binds port 0 (Netty takes
+ * it) but only ever prints "listening on 0", so nobody could learn the port it got. A port
+ * picked here (bound, read, released) can be taken by another process before the emulator binds
+ * it, e.g. by a parallel test run; a start that finds it taken tries another port
+ * ({@link START_ATTEMPTS} in all). This is the repository's only hand-picked port: every other
+ * server, and every other child process, binds 0 and reports the port it got.
+ */
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -108,20 +114,30 @@ function freePort(): Promise<number> {
   });
 }
 
-/** One readiness probe: the emulator answers `GET /` with 200 "Ok" once its gRPC/HTTP port is up. */
-function probe(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', method: 'GET', timeout: 1_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('error', () => resolve(false));
-    req.on('timeout', () => {
-      req.destroy();
-      resolve(false);
-    });
-    req.end();
-  });
+/** Ports a start tries when the one it picked turns out to be taken (see {@link freePort}). */
+const START_ATTEMPTS = 5;
+
+/**
+ * The emulator's own ready line, once its server is bound (emulator 0.8.20 logs
+ * `INFO: Server started, listening on 8085`). Its own line, not an answer on the port: the
+ * answer could come from another emulator that holds the same port.
+ */
+const READY_LINE = /Server started, listening on (\d+)/;
+/**
+ * A failed bind: Java prints the exception and the JVM keeps running (other threads are still
+ * up), so the process has to be stopped here.
+ */
+const PORT_TAKEN = /java\.net\.BindException: Address already in use/;
+
+/** The emulator could not bind its port; `code` and `port` as Node's own listen() errors give them. */
+export class PubSubEmulatorPortInUseError extends PermanentError {
+  readonly code = 'EADDRINUSE';
+  constructor(
+    readonly port: number,
+    output: string,
+  ) {
+    super(`Pub/Sub emulator: port ${port} is already in use:\n${output}`);
+  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -141,7 +157,7 @@ function installExitHook(): void {
 }
 
 /**
- * Starts Google's Pub/Sub emulator on 127.0.0.1 and resolves once it answers, or reuses the
+ * Starts Google's Pub/Sub emulator on 127.0.0.1 and resolves once it listens, or reuses the
  * emulator named by `PUBSUB_EMULATOR_HOST` (then `stop()` does nothing, since someone else owns it).
  *
  * The launcher script execs Java, so the spawned pid is the emulator itself: one pid to stop.
@@ -163,9 +179,25 @@ export async function startPubSubEmulator(
   }
 
   const binary = findPubSubEmulator();
-  const port = options.port || (await freePort());
   // The emulator keeps topics in memory; dataDir only gives it a working directory of its own.
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(binary, options.port || (await freePort()), options);
+    } catch (err) {
+      // A port the caller named is theirs to free; only a port picked here is swapped for another.
+      const retry = err instanceof PubSubEmulatorPortInUseError && !options.port && attempt < START_ATTEMPTS;
+      if (!retry) throw err;
+    }
+  }
+}
+
+/** One start on `port`: resolves once the emulator says it listens, rejects if it cannot. */
+async function launch(
+  binary: string,
+  port: number,
+  options: { project?: string; dataDir?: string },
+): Promise<PubSubEmulator> {
   const child = spawn(binary, [`--host=127.0.0.1`, `--port=${port}`], {
     cwd: options.dataDir,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -174,13 +206,6 @@ export async function startPubSubEmulator(
   running.add(child);
   installExitHook();
 
-  // Keep the tail of its output: when it fails to start, that is the only explanation there is.
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-4_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
   let exited: string | undefined;
   const exitedPromise = new Promise<void>((resolve) => {
     child.once('exit', (code, signal) => {
@@ -205,18 +230,38 @@ export async function startPubSubEmulator(
     }
   };
 
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (!(await probe(port))) {
-    if (exited) {
-      throw new Error(`Pub/Sub emulator ${exited} before answering on port ${port}:\n${output}`);
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(
-        `Pub/Sub emulator did not answer on port ${port} within ${READY_TIMEOUT_MS} ms:\n${output}`,
-      );
-    }
-    await sleep(100);
+  // Keep the tail of its output: the ready line is in it, and when it fails to start, that is
+  // the only explanation there is.
+  let output = '';
+  let outcome: 'ready' | 'port taken' | undefined;
+  let settle: () => void = () => {};
+  const settled = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4_000);
+    if (outcome) return;
+    if (PORT_TAKEN.test(output)) outcome = 'port taken';
+    else if (READY_LINE.test(output)) outcome = 'ready';
+    if (outcome) settle();
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, READY_TIMEOUT_MS);
+  });
+  await Promise.race([settled, exitedPromise, timedOut]);
+  clearTimeout(timer);
+  if (outcome !== 'ready') {
+    await stop();
+    if (outcome === 'port taken') throw new PubSubEmulatorPortInUseError(port, output);
+    throw new Error(
+      exited
+        ? `Pub/Sub emulator ${exited} before it listened on port ${port}:\n${output}`
+        : `Pub/Sub emulator did not listen on port ${port} within ${READY_TIMEOUT_MS} ms:\n${output}`,
+    );
   }
   // Once up, its output is noise; stop buffering but keep draining the pipes so it never blocks.
   child.stdout?.off('data', keep);

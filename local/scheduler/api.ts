@@ -3,6 +3,8 @@ import type { LocalScheduler, SchedulerJob } from './scheduler.js';
 
 export interface SchedulerApi {
   url: string;
+  /** The port it listens on (the kernel's choice when asked for 0). */
+  port: number;
   close(): Promise<void>;
 }
 
@@ -72,6 +74,7 @@ export async function startSchedulerApi(options: {
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
     url: `http://127.0.0.1:${port}`,
+    port,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

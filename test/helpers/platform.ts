@@ -1,50 +1,57 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseEnvFile } from '../../local/platform/env-file.js';
+import { DEFAULT_PORTS, type PortName, type Ports, portFlag } from '../../local/platform/ports.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 export const CLI = join(REPO_ROOT, 'dist', 'scripts', 'cli.js');
 
-/** A free loopback port (bound, read, released). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolvePort(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
+/** Where `.batchwire/env` gives each service's address (`127.0.0.1:PORT` or a URL). */
+const ADDRESS_VARIABLES: Record<PortName, string> = {
+  pubsub: 'PUBSUB_EMULATOR_HOST',
+  storage: 'STORAGE_EMULATOR_HOST',
+  batch: 'BATCH_EMULATOR_HOST',
+  workflows: 'WORKFLOWS_EMULATOR_HOST',
+  run: 'RUN_EMULATOR_HOST',
+  onUpload: 'BATCHWIRE_ON_UPLOAD_URL',
+  onSchedule: 'BATCHWIRE_ON_SCHEDULE_URL',
+  onComplete: 'BATCHWIRE_ON_COMPLETE_URL',
+  scheduler: 'BATCHWIRE_SCHEDULER_URL',
+  console: 'BATCHWIRE_CONSOLE_URL',
+};
+
+/**
+ * `--<name>-port N` for each port given. N = 0 lets the service bind a port of the kernel's
+ * choice: a port picked by the test and handed over could be taken by a parallel test first.
+ */
+export function portArgs(ports: Partial<Ports>): string[] {
+  return Object.entries(ports).flatMap(([name, port]) => [portFlag(name as PortName), String(port)]);
+}
+
+/** Port 0 for each name: every service binds a port of its own choosing and reports it. */
+export function anyPorts(names: readonly PortName[]): Partial<Ports> {
+  return Object.fromEntries(names.map((name) => [name, 0]));
+}
+
+/** The ports a running platform bound, read from the addresses in its `.batchwire/env`. */
+export function portsFromEnv(env: Record<string, string>, names: readonly PortName[]): Partial<Ports> {
+  return Object.fromEntries(
+    names.map((name) => {
+      const address = env[ADDRESS_VARIABLES[name]] ?? '';
+      const port = /:(\d+)\/?$/.exec(address)?.[1];
+      if (!port)
+        throw new Error(`.batchwire/env has no port for ${name}: ${ADDRESS_VARIABLES[name]}=${address}`);
+      return [name, Number(port)];
+    }),
+  );
 }
 
 /** The services `batchwire dev` moves with `--<name>-port N` (Pub/Sub aside: the run's emulator serves it). */
-export const PLATFORM_PORT_NAMES = [
-  'storage',
-  'batch',
-  'workflows',
-  'run',
-  'on-upload',
-  'on-schedule',
-  'on-complete',
-  'scheduler',
-  'console',
-] as const;
-
-/** `--<name>-port N` for each name, each N a free loopback port, and the ports by name. */
-export async function freePortArgs(
-  names: readonly string[],
-): Promise<{ args: string[]; ports: Record<string, number> }> {
-  const args: string[] = [];
-  const ports: Record<string, number> = {};
-  for (const name of names) {
-    ports[name] = await freePort();
-    args.push(`--${name}-port`, String(ports[name]));
-  }
-  return { args, ports };
-}
+export const PLATFORM_PORT_NAMES = (Object.keys(DEFAULT_PORTS) as PortName[]).filter(
+  (name) => name !== 'pubsub',
+);
 
 export interface CliPlatform {
   env: Record<string, string>;
@@ -56,7 +63,7 @@ export interface CliPlatform {
   stop(interrupts?: number): Promise<number | null>;
   /** SIGTERM, as a process manager or CI stops it; resolves with the exit code. */
   terminate(): Promise<number | null>;
-  /** The `--*-port` arguments it was started with: pass them to a restart to keep its addresses. */
+  /** `--*-port` arguments with the ports it bound: pass them to a restart to keep its addresses. */
   portArgs: string[];
   /** The `batchwire dev` process id. */
   pid: number;
@@ -68,8 +75,9 @@ export interface CliPlatform {
 
 /**
  * Starts the platform exactly as a user does — `batchwire dev` (the built CLI) in its own
- * process — on free ports, in a fresh working directory, and waits for `.batchwire/env`,
- * which the platform writes only once everything answers.
+ * process — every service on port 0 (each binds a port of its own choosing), in a fresh working
+ * directory — and waits for `.batchwire/env`, which the platform writes only once everything
+ * answers, with the address of every service.
  */
 export async function startCliPlatform(options: {
   config: string;
@@ -79,14 +87,15 @@ export async function startCliPlatform(options: {
   ownPubSub?: boolean;
   /** Reuse a working directory (default: a fresh one). */
   workDir?: string;
-  /** Reuse these `--*-port` arguments (a restart on the same addresses) instead of free ports. */
+  /** Reuse these `--*-port` arguments (a restart on the same addresses) instead of port 0. */
   portArgs?: string[];
   /** Run it as the leader of its own process group (its `pid` is then the group id). */
   detached?: boolean;
 }): Promise<CliPlatform> {
   const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'batchwire-e2e-'));
   const envFile = join(workDir, '.batchwire', 'env');
-  const portArgs = options.portArgs ? [...options.portArgs] : (await freePortArgs(PLATFORM_PORT_NAMES)).args;
+  const portNames: PortName[] = options.ownPubSub ? ['pubsub', ...PLATFORM_PORT_NAMES] : PLATFORM_PORT_NAMES;
+  const args = options.portArgs ?? portArgs(anyPorts(portNames));
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
     BATCHWIRE_CONFIG: options.config,
@@ -94,12 +103,11 @@ export async function startCliPlatform(options: {
   };
   if (options.ownPubSub) {
     delete childEnv.PUBSUB_EMULATOR_HOST;
-    if (!portArgs.includes('--pubsub-port')) portArgs.push('--pubsub-port', String(await freePort()));
   }
   let output = '';
   const child: ChildProcess = spawn(
     process.execPath,
-    [CLI, 'dev', '--json', ...portArgs, ...(options.extraArgs ?? [])],
+    [CLI, 'dev', '--json', ...args, ...(options.extraArgs ?? [])],
     {
       cwd: workDir,
       env: childEnv,
@@ -142,7 +150,7 @@ export async function startCliPlatform(options: {
       if (!hasExited) child.kill('SIGTERM');
       return exited;
     },
-    portArgs,
+    portArgs: portArgs(portsFromEnv(env, portNames)),
     pid: child.pid as number,
     exited,
     async dispose() {

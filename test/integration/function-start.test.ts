@@ -3,21 +3,24 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ListeningMessage } from '../../local/platform/function-preload.js';
 import { ensureBuilt } from '../helpers/dist.js';
-import { freePort, REPO_ROOT } from '../helpers/platform.js';
+import { REPO_ROOT } from '../helpers/platform.js';
 
 /**
  * The functions as a user starts them: the functions-framework CLI loading the package's main
  * (dist/functions/index.js), which validates the config at cold start. The preload binds the
- * server to 127.0.0.1 (the CLI alone listens on every interface) and ends the process when its
- * stdin ends, so stdin is a pipe held open for the process's life.
+ * server to 127.0.0.1 (the CLI alone listens on every interface), reports the port it got over
+ * IPC (started with `--port=0`, as the platform starts it) and ends the process when its stdin
+ * ends, so stdin is a pipe held open for the process's life.
  */
 const FRAMEWORK_MAIN = join(REPO_ROOT, 'node_modules/@google-cloud/functions-framework/build/src/main.js');
 const PRELOAD = join(REPO_ROOT, 'dist/local/platform/function-preload.js');
 
 interface FunctionRun {
   child: ChildProcess;
-  port: number;
+  /** Resolves with the port its server listens on, as the preload reports it; rejects if it exits first. */
+  listening: Promise<number>;
   output(): string;
   exited: Promise<number | null>;
 }
@@ -25,15 +28,14 @@ interface FunctionRun {
 const running: FunctionRun[] = [];
 let tempDir: string;
 
-async function startFunction(target: string, config: string): Promise<FunctionRun> {
-  const port = await freePort();
+function startFunction(target: string, config: string): FunctionRun {
   const child = spawn(
     process.execPath,
-    ['--import', PRELOAD, FRAMEWORK_MAIN, `--target=${target}`, `--port=${port}`, `--source=${REPO_ROOT}`],
+    ['--import', PRELOAD, FRAMEWORK_MAIN, `--target=${target}`, '--port=0', `--source=${REPO_ROOT}`],
     {
       cwd: tempDir,
       env: { ...process.env, BATCHWIRE_CONFIG: config, METADATA_SERVER_DETECTION: 'none' },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
     },
   );
   let output = '';
@@ -44,7 +46,16 @@ async function startFunction(target: string, config: string): Promise<FunctionRu
     output += chunk;
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const run = { child, port, output: () => output, exited };
+  const listening = new Promise<number>((resolve, reject) => {
+    child.once('message', (message: Partial<ListeningMessage>) => {
+      if (typeof message.listening?.port === 'number') resolve(message.listening.port);
+      else reject(new Error(`unexpected message from the function: ${JSON.stringify(message)}`));
+    });
+    void exited.then((code) => reject(new Error(`function exited (${code}) before it listened:\n${output}`)));
+  });
+  // The bad-config case never listens: its rejection is what that test looks at through `exited`.
+  listening.catch(() => {});
+  const run = { child, listening, output: () => output, exited };
   running.push(run);
   return run;
 }
@@ -52,21 +63,6 @@ async function startFunction(target: string, config: string): Promise<FunctionRu
 /** Resolves with the exit code, or 'running' if the process is still up after `ms`. */
 function exitWithin(run: FunctionRun, ms: number): Promise<number | null | 'running'> {
   return Promise.race([run.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), ms))]);
-}
-
-/** Polls until the server answers any HTTP request, or the process dies, or time runs out. */
-async function waitUntilServing(run: FunctionRun, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (run.child.exitCode !== null) throw new Error(`function exited:\n${run.output()}`);
-    try {
-      await fetch(`http://127.0.0.1:${run.port}/`, { method: 'HEAD', signal: AbortSignal.timeout(1000) });
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`function did not answer within ${timeoutMs} ms:\n${run.output()}`);
 }
 
 beforeAll(async () => {
@@ -98,7 +94,7 @@ describe('a function started by the functions-framework CLI', () => {
     writeFileSync(config, text.replace(/maxTasks: 8\b/, 'maxTasks: 0'));
 
     // Act
-    const run = await startFunction('onUpload', config);
+    const run = startFunction('onUpload', config);
     const code = await exitWithin(run, 10_000);
 
     // Assert
@@ -109,11 +105,11 @@ describe('a function started by the functions-framework CLI', () => {
 
   it('serves onSchedule with the shipped config (a GET is refused with 405)', async () => {
     // Arrange
-    const run = await startFunction('onSchedule', join(REPO_ROOT, 'batchwire.yaml'));
-    await waitUntilServing(run);
+    const run = startFunction('onSchedule', join(REPO_ROOT, 'batchwire.yaml'));
+    const port = await run.listening;
 
     // Act
-    const response = await fetch(`http://127.0.0.1:${run.port}/`, { signal: AbortSignal.timeout(5000) });
+    const response = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5000) });
 
     // Assert
     expect(response.status).toBe(405);
@@ -124,14 +120,14 @@ describe('a function started by the functions-framework CLI', () => {
     'serves %s with the shipped config (a malformed event is acked, a non-event refused)',
     async (target) => {
       // Arrange
-      const run = await startFunction(target, join(REPO_ROOT, 'batchwire.yaml'));
-      await waitUntilServing(run);
+      const run = startFunction(target, join(REPO_ROOT, 'batchwire.yaml'));
+      const port = await run.listening;
 
       // Act: a structured-mode CloudEvent whose data is not what the trigger sends (the function
       // decides no retry can cure it, so it acks: 204, not 500), and a body that is no CloudEvent
       // at all (refused before the function: 400).
       const post = (contentType: string, body: unknown) =>
-        fetch(`http://127.0.0.1:${run.port}/`, {
+        fetch(`http://127.0.0.1:${port}/`, {
           method: 'POST',
           headers: { 'content-type': contentType },
           body: JSON.stringify(body),

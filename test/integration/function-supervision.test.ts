@@ -2,12 +2,13 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { FunctionHealth, SupervisedFunction } from '../../local/platform/function-process.js';
 import { ensureBuilt } from '../helpers/dist.js';
-import { freePort, REPO_ROOT } from '../helpers/platform.js';
+import { REPO_ROOT } from '../helpers/platform.js';
 
 /**
  * A function process of the local platform, supervised as Cloud Functions supervises an
  * instance: killed (SIGKILL, a signal exit with `code === null`), it is started again on the
- * same port, the console is told, and its health says so. The built package (dist/) is what
+ * same port (asked for port 0, the one its first start got), the console is told, and its
+ * health says so. The built package (dist/) is what
  * runs, as `batchwire dev` runs it.
  */
 
@@ -41,7 +42,7 @@ describe('supervised function', () => {
     const changes: FunctionHealth[] = [];
     const fn = await superviseFunction({
       name: 'onComplete',
-      port: await freePort(),
+      port: 0,
       sourceDir: REPO_ROOT,
       env: { BATCHWIRE_CONFIG: CONFIG, METADATA_SERVER_DETECTION: 'none' },
       onLine: () => {},
@@ -52,6 +53,8 @@ describe('supervised function', () => {
     running.push(fn);
     const before = fn.health();
     expect(before).toMatchObject({ name: 'onComplete', state: 'up', restarts: 0 });
+    expect(fn.port).toBeGreaterThan(0);
+    expect(fn.url).toBe(`http://127.0.0.1:${fn.port}`);
 
     // Act
     process.kill(before.pid as number, 'SIGKILL');
@@ -74,7 +77,7 @@ describe('supervised function', () => {
     const events: string[] = [];
     const fn = await superviseFunction({
       name: 'onUpload',
-      port: await freePort(),
+      port: 0,
       sourceDir: REPO_ROOT,
       env: { BATCHWIRE_CONFIG: CONFIG, METADATA_SERVER_DETECTION: 'none' },
       onLine: () => {},

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
 import { type Message, PubSub } from '@google-cloud/pubsub';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import {
   findPubSubEmulator,
   PubSubEmulatorMissingError,
+  PubSubEmulatorPortInUseError,
   startPubSubEmulator,
 } from '../../local/pubsub/emulator.js';
 
@@ -93,6 +95,26 @@ describe('startPubSubEmulator', () => {
     expect(emulator.host).toBe(`127.0.0.1:${emulator.port}`);
     expect(upAfterStart).toBe(true);
     expect(upAfterStop).toBe(false);
+  });
+
+  it('reports a port it was given that is taken, and leaves no emulator behind', async () => {
+    // Arrange: a plain TCP server holds the port (it answers no HTTP, so nothing mistakes it for an emulator).
+    delete process.env.PUBSUB_EMULATOR_HOST;
+    const occupier = createServer();
+    await new Promise<void>((resolve) => occupier.listen(0, '127.0.0.1', resolve));
+    const { port } = occupier.address() as AddressInfo;
+
+    // Act
+    const started = startPubSubEmulator({ port });
+
+    // Assert: the error Node's own listen() gives (what the platform turns into its flag hint).
+    try {
+      await expect(started).rejects.toThrow(PubSubEmulatorPortInUseError);
+      await expect(started).rejects.toMatchObject({ code: 'EADDRINUSE', port });
+    } finally {
+      await new Promise((resolve) => occupier.close(resolve));
+    }
+    expect(await answers(port)).toBe(false);
   });
 
   it('finds the emulator inside the installed gcloud SDK', () => {

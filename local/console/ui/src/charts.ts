@@ -1,20 +1,12 @@
 import { html } from 'htm/preact';
+import type { MinutePoint, SlotSample, TaskAttempt } from '../../api-types.js';
 
 // Two small SVG charts, drawn by hand rather than with a charting library: they are a few
 // rectangles each, SVG keeps them readable by screen readers (each bar has a <title>), and the
 // console ships no canvas library for it.
 
-export interface Attempt {
-  task: number;
-  attempt: number;
-  state: string;
-  start: string;
-  end: string | null;
-  exitCode: number | null;
-}
-
 /** One bar per task attempt, on a shared time axis; running attempts grow to now. */
-export function Timeline({ attempts }: { attempts: Attempt[] }) {
+export function Timeline({ attempts }: { attempts: TaskAttempt[] }) {
   if (attempts.length === 0) return html`<p class="muted">No task has started yet.</p>`;
   const now = Date.now();
   const starts = attempts.map((a) => Date.parse(a.start));
@@ -42,12 +34,6 @@ export function Timeline({ attempts }: { attempts: Attempt[] }) {
     <text x=${left} y=${height - 4} class="axis">0 s</text>
     <text x=${width - 10} y=${height - 4} class="axis" text-anchor="end">${((t1 - t0) / 1000).toFixed(1)} s</text>
   </svg>`;
-}
-
-export interface MinutePoint {
-  time: string;
-  uploads: number;
-  results: number;
 }
 
 /** Uploads and results per minute (paired bars), last 30 minutes. */
@@ -79,7 +65,7 @@ export function Throughput({ minutes }: { minutes: MinutePoint[] }) {
 }
 
 /** Running tasks over time, as Batch reports them. */
-export function Slots({ samples }: { samples: Array<{ time: string; running: number }> }) {
+export function Slots({ samples }: { samples: SlotSample[] }) {
   const width = 640;
   const height = 110;
   if (samples.length === 0) return html`<p class="muted">No samples yet.</p>`;

@@ -2,6 +2,7 @@ import './styles.css';
 import { html } from 'htm/preact';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
+import type { PublicConfig } from '../../api-types.js';
 import { connect, ErrorNote, get, onLive, useConnected } from './api.js';
 import { ExecutionPage, FlowsPage } from './pages/flows.js';
 import { JobPage, JobsPage } from './pages/jobs.js';
@@ -9,12 +10,6 @@ import { OverviewPage } from './pages/overview.js';
 import { StoragePage } from './pages/storage.js';
 import { TopicsPage } from './pages/topics.js';
 import { currentRoute } from './route.js';
-
-interface PublicConfig {
-  project: string;
-  bucket: string;
-  products: Record<string, { clients: string[]; acceptedExtensions: string[]; flows: string[] }>;
-}
 
 const NAV = [
   ['', 'Overview'],

@@ -1,46 +1,16 @@
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
+import type { ExecutionDetail, FlowRunAnswer, FlowsAnswer } from '../../../api-types.js';
 import { duration, ErrorNote, StateBadge, send, time, useLive } from '../api.js';
 
-interface Execution {
-  name: string;
-  id: string;
-  workflow: string;
-  state: string;
-  start: string;
-  end: string;
-  durationSeconds: number | null;
-  argument: Record<string, unknown> | null;
-  result: unknown;
-  error: {
-    message: string;
-    context: string;
-    steps: Array<{ step: string; routine: string; line: string }>;
-  } | null;
-  currentSteps: Array<{ step: string; routine: string }>;
-}
-
-interface Schedule {
-  id: string;
-  name: string;
-  schedule?: string;
-  timeZone?: string;
-  scheduleTime?: string;
-  request: { flow?: string; product?: string; client?: string };
-  runs: Execution[];
-}
-
 export function FlowsPage() {
-  const { data, error, reload } = useLive<{ schedules: Schedule[]; errors: string[] }>('/api/flows');
+  const { data, error, reload } = useLive<FlowsAnswer>('/api/flows');
   const [running, setRunning] = useState('');
   const [outcome, setOutcome] = useState<Record<string, string>>({});
   const runNow = async (id: string) => {
     setRunning(id);
     try {
-      const answer = await send<{ lastAttempt?: { status: number; body: unknown } }>(
-        'POST',
-        `/api/flows/${encodeURIComponent(id)}/run`,
-      );
+      const answer = await send<FlowRunAnswer>('POST', `/api/flows/${encodeURIComponent(id)}/run`);
       const attempt = answer.lastAttempt;
       const body = attempt?.body as { message?: string; error?: string } | undefined;
       setOutcome((o) => ({
@@ -89,12 +59,9 @@ export function FlowsPage() {
 }
 
 export function ExecutionPage({ workflow, id }: { workflow: string; id: string }) {
-  const { data, error } = useLive<{
-    execution: Execution;
-    jobs: Array<{ id: string; state: string; created: string }>;
-    runExecutions: Array<{ name: string; created: string; succeeded: number; failed: number }>;
-    steps: Array<{ routine: string; step: string; start: string; end: string | null }>;
-  }>(`/api/executions/${encodeURIComponent(workflow)}/${encodeURIComponent(id)}`);
+  const { data, error } = useLive<ExecutionDetail>(
+    `/api/executions/${encodeURIComponent(workflow)}/${encodeURIComponent(id)}`,
+  );
   const e = data?.execution;
   return html`<div>
     <p><a href="#/flows">← Flows</a></p>

@@ -1,40 +1,20 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
+import type { JobDetail, JobsAnswer, PublicConfig } from '../../../api-types.js';
 import { bytes, duration, ErrorNote, StateBadge, send, time, useLive } from '../api.js';
-import { type Attempt, Timeline } from '../charts.js';
+import { Timeline } from '../charts.js';
 import { navigate, type Route } from '../route.js';
-
-interface JobRow {
-  id: string;
-  state: string;
-  product: string;
-  client: string;
-  flow: string;
-  created: string;
-  taskCount: number;
-  taskCounts: Record<string, number>;
-  runDurationSeconds: number | null;
-  reason: string;
-}
 
 const STATES = ['QUEUED', 'SCHEDULED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'DELETION_IN_PROGRESS'];
 
-export function JobsPage({
-  route,
-  products,
-}: {
-  route: Route;
-  products: Record<string, { clients: string[] }>;
-}) {
+export function JobsPage({ route, products }: { route: Route; products: PublicConfig['products'] }) {
   const q = route.query;
   const params = new URLSearchParams();
   for (const key of ['product', 'client', 'state', 'since', 'pageToken']) {
     const value = q.get(key);
     if (value) params.set(key, value);
   }
-  const { data, error } = useLive<{ jobs: JobRow[]; nextPageToken: string; total: number }>(
-    `/api/jobs?${params}`,
-  );
+  const { data, error } = useLive<JobsAnswer>(`/api/jobs?${params}`);
   const set = (key: string, value: string) => {
     const next = new URLSearchParams(params);
     if (value) next.set(key, value);
@@ -98,32 +78,6 @@ export function JobsPage({
 function toLocalInput(iso: string): string {
   const d = new Date(iso);
   return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
-}
-
-interface JobDetail {
-  job: JobRow;
-  spec: unknown;
-  input: string;
-  outputPrefix: string;
-  tasks: Array<{
-    index: number;
-    state: string;
-    attempts: number;
-    exitCode: number | null;
-    events: Array<{ time: string; description: string }>;
-  }>;
-  attempts: Attempt[];
-  outputs: Array<{ name: string; size: number }>;
-  manifest: unknown;
-  events: Array<{
-    id: string;
-    type: string;
-    topic: string;
-    publishTime: string;
-    attributes: Record<string, string>;
-    data: unknown;
-  }>;
-  terminal: boolean;
 }
 
 export function JobPage({ id }: { id: string }) {

@@ -1,32 +1,9 @@
 import { html } from 'htm/preact';
+import type { HealthAnswer, MetricsAnswer, OverviewAnswer } from '../../../api-types.js';
 import { ErrorNote, StateBadge, time, useLive } from '../api.js';
 import { Slots, Throughput } from '../charts.js';
 
-interface Health {
-  name: string;
-  address: string;
-  up: boolean;
-  detail: string;
-  lastDown: { time: string; detail: string } | null;
-}
-
-interface ClientSummary {
-  client: string;
-  uploads: number;
-  jobsByState: Record<string, number>;
-  latestJobs: Array<{ id: string; state: string; created: string }>;
-  latestResults: Array<{ id: string; type: string; publishTime: string; subject: string }>;
-  rejections: Array<{ name: string; message: string; rejectedAt: string }>;
-}
-
-interface Overview {
-  project: string;
-  products: Array<{ product: string; clients: ClientSummary[] }>;
-  schedules: Array<{ name: string; schedule?: string; scheduleTime?: string }>;
-  schedulerError: string;
-}
-
-export function HealthPanel({ health }: { health: Health[] }) {
+export function HealthPanel({ health }: { health: HealthAnswer }) {
   return html`<section aria-labelledby="health-title" class="panel">
     <h2 id="health-title">Services</h2>
     <ul class="health">
@@ -45,12 +22,9 @@ export function HealthPanel({ health }: { health: Health[] }) {
 
 export function OverviewPage() {
   // Health on its own: it paints as soon as the probes answer, whatever the rest costs.
-  const health = useLive<Health[]>('/api/health', ['health']);
-  const { data, error } = useLive<Overview>('/api/overview');
-  const metrics = useLive<{
-    minutes: Array<{ time: string; uploads: number; results: number }>;
-    slots: Array<{ time: string; running: number }>;
-  }>('/api/metrics', ['activity', 'topic']);
+  const health = useLive<HealthAnswer>('/api/health', ['health']);
+  const { data, error } = useLive<OverviewAnswer>('/api/overview');
+  const metrics = useLive<MetricsAnswer>('/api/metrics', ['activity', 'topic']);
   return html`<div>
     <h1>Overview${data ? html` <span class="muted">· ${data.project}</span>` : ''}</h1>
     <${ErrorNote} error=${error} where="Reading the platform" />

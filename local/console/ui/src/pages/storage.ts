@@ -1,33 +1,13 @@
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
+import type { PublicConfig, RejectionsAnswer, StorageListing, UploadAnswer } from '../../../api-types.js';
 import { bytes, ErrorNote, send, time, useLive } from '../api.js';
 import { navigate, type Route } from '../route.js';
 
-interface Listing {
-  prefix: string;
-  prefixes: string[];
-  objects: Array<{ name: string; size: number; updated: string }>;
-}
-
-interface Rejection {
-  name: string;
-  product: string;
-  client: string;
-  reason: string;
-  message: string;
-  rejectedAt: string;
-}
-
-export function StoragePage({
-  route,
-  products,
-}: {
-  route: Route;
-  products: Record<string, { clients: string[]; acceptedExtensions: string[] }>;
-}) {
+export function StoragePage({ route, products }: { route: Route; products: PublicConfig['products'] }) {
   const prefix = route.query.get('prefix') ?? '';
-  const { data, error } = useLive<Listing>(`/api/storage?prefix=${encodeURIComponent(prefix)}`);
-  const rejections = useLive<Rejection[]>('/api/rejections');
+  const { data, error } = useLive<StorageListing>(`/api/storage?prefix=${encodeURIComponent(prefix)}`);
+  const rejections = useLive<RejectionsAnswer>('/api/rejections');
   const crumbs = prefix.split('/').filter(Boolean);
   return html`<div>
     <h1>Storage</h1>
@@ -68,11 +48,7 @@ export function StoragePage({
   </div>`;
 }
 
-function UploadPanel({
-  products,
-}: {
-  products: Record<string, { clients: string[]; acceptedExtensions: string[] }>;
-}) {
+function UploadPanel({ products }: { products: PublicConfig['products'] }) {
   const productNames = Object.keys(products);
   const [product, setProduct] = useState(productNames[0] ?? '');
   const [client, setClient] = useState(products[productNames[0] ?? '']?.clients[0] ?? '');
@@ -83,7 +59,7 @@ function UploadPanel({
     for (const file of Array.from(files)) {
       setStatus({ ok: true, text: `uploading ${file.name}…` });
       try {
-        const answer = await send<{ uploaded: string }>(
+        const answer = await send<UploadAnswer>(
           'POST',
           `/api/upload?${new URLSearchParams({ product, client, name: file.name })}`,
           file,

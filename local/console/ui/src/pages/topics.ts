@@ -1,17 +1,7 @@
 import { html } from 'htm/preact';
+import type { TopicEventsAnswer } from '../../../api-types.js';
 import { ErrorNote, time, useLive } from '../api.js';
 import { navigate, type Route } from '../route.js';
-
-interface TopicEvent {
-  topic: string;
-  messageId: string;
-  publishTime: string;
-  type: string;
-  id: string;
-  subject: string;
-  attributes: Record<string, string>;
-  data: unknown;
-}
 
 const TYPES = [
   'dev.batchwire.inference.succeeded',
@@ -27,10 +17,7 @@ export function TopicsPage({ route }: { route: Route }) {
   const topic = route.query.get('topic') ?? '';
   if (type) params.set('type', type);
   if (topic) params.set('topic', topic);
-  const { data, error } = useLive<{ topics: string[]; events: TopicEvent[] }>(
-    `/api/topics/events?${params}`,
-    ['topic'],
-  );
+  const { data, error } = useLive<TopicEventsAnswer>(`/api/topics/events?${params}`, ['topic']);
   const set = (key: string, value: string) => {
     const next = new URLSearchParams(params);
     if (value) next.set(key, value);

@@ -2,13 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  EXIT_NOT_RUNNABLE,
-  resolveContainer,
-  runTaskGroup,
-  type TaskGroupRun,
-  UnmappedImageError,
-} from '../../local/executor/index.js';
+import { EXIT_NOT_RUNNABLE, runTaskGroup, type TaskGroupRun } from '../../local/executor/index.js';
 
 let dir: string;
 beforeEach(() => {
@@ -178,36 +172,5 @@ describe('runTaskGroup', () => {
     expect(result.failed).toBe(1);
     expect(result.exitCodes[0]).toBe(128 + 15);
     expect(() => readFileSync(marker)).toThrow();
-  });
-});
-
-describe('resolveContainer', () => {
-  const images = {
-    'europe-docker.pkg.dev/p/r/inference:latest': ['node', 'dist/jobs/inference/main.js', '--flag'],
-  };
-
-  it('maps an image to its local command, resolving relative paths against baseDir and appending commands', () => {
-    expect(
-      resolveContainer(images, '/repo', {
-        imageUri: 'europe-docker.pkg.dev/p/r/inference:latest',
-        commands: ['a', 'b'],
-      }),
-    ).toEqual(['node', '/repo/dist/jobs/inference/main.js', '--flag', 'a', 'b']);
-  });
-
-  it('lets an explicit entrypoint replace the configured command', () => {
-    expect(
-      resolveContainer(images, '/repo', {
-        imageUri: 'europe-docker.pkg.dev/p/r/inference:latest',
-        entrypoint: 'bash',
-        commands: ['-c', 'echo hi'],
-      }),
-    ).toEqual(['bash', '-c', 'echo hi']);
-  });
-
-  it('throws for an image with no local command', () => {
-    expect(() => resolveContainer(images, '/repo', { imageUri: 'gcr.io/unknown/image' })).toThrow(
-      UnmappedImageError,
-    );
   });
 });
