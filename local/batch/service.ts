@@ -247,7 +247,7 @@ export class BatchService {
     const name = `${parent}/operations/operation-${this.clock.now()}-${randomBytes(8).toString('hex')}`;
     // Empty and CancelJobResponse both encode to zero bytes.
     const response = { type_url: `type.googleapis.com/${responseType}`, value: Buffer.alloc(0) };
-    return this.operations.message(this.operations.add(finishedOperation(name, response)));
+    return this.operations.message(this.operations.add(finishedOperation(name, () => response)));
   }
 
   /** Locations of the jobs held, for ListLocations. */

@@ -33,14 +33,12 @@ const LOCATION = /^projects\/[^/]+\/locations\/[^/]+$/;
 const DEFAULT_WAIT_MS = 60_000;
 const MAX_WAIT_MS = 300_000;
 
-/** An operation that is done when it is created, answering with `response`. */
-export function finishedOperation(name: string, response: AnyMessage, withMetadata = false): Operation {
-  return {
-    name,
-    done: true,
-    ...(withMetadata ? { metadata: () => response } : {}),
-    response: () => response,
-  };
+/**
+ * An operation that is done when it is created, answering with `response` (encoded when read,
+ * so it shows the resource as it is then); `withMetadata`: the same message is its metadata.
+ */
+export function finishedOperation(name: string, response: () => AnyMessage, withMetadata = false): Operation {
+  return { name, done: true, ...(withMetadata ? { metadata: response } : {}), response };
 }
 
 export class OperationStore<Op extends Operation = Operation> {
