@@ -4,6 +4,8 @@
  * not retried (a bad event does not get better); an event older than the max age is dropped.
  */
 
+import { Backoff } from '../backoff.js';
+
 export interface BinaryCloudEvent {
   /** `ce-*` headers and content-type. */
   headers: Record<string, string>;
@@ -58,7 +60,11 @@ export async function deliver(
   options: { signal?: AbortSignal; now?: () => number; observer?: DeliveryObserver } = {},
 ): Promise<DeliveryOutcome> {
   const now = options.now ?? Date.now;
-  let delay = policy.initialDelayMs;
+  const backoff = new Backoff({
+    initialDelayMs: policy.initialDelayMs,
+    multiplier: policy.multiplier,
+    maxDelayMs: policy.maxDelayMs,
+  });
   let lastError = '';
   for (let attempt = 1; ; attempt++) {
     if (options.signal?.aborted) return { kind: 'aborted', attempts: attempt - 1 };
@@ -83,9 +89,9 @@ export async function deliver(
           ? `no answer within the function's timeout (${policy.attemptTimeoutMs} ms)`
           : (err as Error).message;
     }
+    const delay = backoff.next();
     options.observer?.onRetry?.(attempt, lastError, delay);
     await sleep(delay, options.signal);
-    delay = Math.min(delay * policy.multiplier, policy.maxDelayMs);
   }
 }
 
