@@ -191,7 +191,7 @@ async function poll<T>(
   done: (value: T) => boolean,
   what: string,
 ): Promise<T> {
-  const deadline = Date.now() + polling.timeoutMs;
+  const deadline = systemClock.now() + polling.timeoutMs;
   const backoff = new Backoff({
     initialDelayMs: polling.initialDelay * 1000,
     multiplier: polling.multiplier,
@@ -201,7 +201,7 @@ async function poll<T>(
     const value = await read();
     if (done(value)) return value;
     const delayMs = backoff.next();
-    if (Date.now() + delayMs > deadline) {
+    if (systemClock.now() + delayMs > deadline) {
       throw new WorkflowException({
         message: `${what} did not finish within ${polling.timeoutMs / 1000}s`,
         tags: ['TimeoutError'],
