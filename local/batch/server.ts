@@ -6,6 +6,7 @@
 
 import { bindLocalApi } from '../grpc/bind.js';
 import { createLocations } from '../grpc/locations.js';
+import { operationsHttpRules } from '../grpc/operations.js';
 import { loadGrpcPackage, lookup } from '../grpc/protos.js';
 import type { HttpRule } from '../grpc/rest-transcoder.js';
 import { FaultInjector, unaryHandlers } from '../grpc/unary.js';
@@ -42,23 +43,7 @@ const BATCH_PROTOS = ['google/cloud/batch/v1/batch.proto', 'google/cloud/locatio
 const BATCH_HTTP_RULES: HttpRule[] = [
   { selector: 'google.cloud.location.Locations.GetLocation', get: '/v1/{name=projects/*/locations/*}' },
   { selector: 'google.cloud.location.Locations.ListLocations', get: '/v1/{name=projects/*}/locations' },
-  {
-    selector: 'google.longrunning.Operations.CancelOperation',
-    post: '/v1/{name=projects/*/locations/*/operations/*}:cancel',
-    body: '*',
-  },
-  {
-    selector: 'google.longrunning.Operations.DeleteOperation',
-    delete: '/v1/{name=projects/*/locations/*/operations/*}',
-  },
-  {
-    selector: 'google.longrunning.Operations.GetOperation',
-    get: '/v1/{name=projects/*/locations/*/operations/*}',
-  },
-  {
-    selector: 'google.longrunning.Operations.ListOperations',
-    get: '/v1/{name=projects/*/locations/*}/operations',
-  },
+  ...operationsHttpRules('v1', ['CancelOperation', 'DeleteOperation', 'GetOperation', 'ListOperations']),
 ];
 
 /**

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { paginate } from './paging.js';
 import { grpcError } from './protos.js';
+import type { HttpRule } from './rest-transcoder.js';
 import type { unaryHandlers } from './unary.js';
 
 /**
@@ -32,6 +33,33 @@ const LOCATION = /^projects\/[^/]+\/locations\/[^/]+$/;
 /** WaitOperation's default and longest wait, as the API documents them. */
 const DEFAULT_WAIT_MS = 60_000;
 const MAX_WAIT_MS = 300_000;
+
+/** The methods of `google.longrunning.Operations`. */
+export type OperationsMethod =
+  | 'GetOperation'
+  | 'ListOperations'
+  | 'DeleteOperation'
+  | 'CancelOperation'
+  | 'WaitOperation';
+
+/**
+ * The REST bindings of `google.longrunning.Operations` a service config (`batch_v1.yaml`,
+ * `run_v2.yaml`…) gives: the same paths under the API's version, for the methods it lists.
+ */
+export function operationsHttpRules(version: string, methods: OperationsMethod[]): HttpRule[] {
+  const operation = `/${version}/{name=projects/*/locations/*/operations/*}`;
+  const rules: Record<OperationsMethod, Omit<HttpRule, 'selector'>> = {
+    GetOperation: { get: operation },
+    ListOperations: { get: `/${version}/{name=projects/*/locations/*}/operations` },
+    DeleteOperation: { delete: operation },
+    CancelOperation: { post: `${operation}:cancel`, body: '*' },
+    WaitOperation: { post: `${operation}:wait`, body: '*' },
+  };
+  return methods.map((method) => ({
+    selector: `google.longrunning.Operations.${method}`,
+    ...rules[method],
+  }));
+}
 
 /**
  * An operation that is done when it is created, answering with `response` (encoded when read,

@@ -11,7 +11,12 @@ import type { ActivityListener } from '../activity.js';
 import { systemClock } from '../clock.js';
 import { defaultTaskSlots, TaskSlots } from '../executor/index.js';
 import { bindLocalApi } from '../grpc/bind.js';
-import { finishedOperation, type Operation, OperationStore } from '../grpc/operations.js';
+import {
+  finishedOperation,
+  type Operation,
+  OperationStore,
+  operationsHttpRules,
+} from '../grpc/operations.js';
 import { paginate } from '../grpc/paging.js';
 import { loadGrpcPackage, lookup } from '../grpc/protos.js';
 import type { HttpRule } from '../grpc/rest-transcoder.js';
@@ -79,25 +84,12 @@ const RUN_PROTOS = [
  * REST bindings of `google.longrunning.Operations` in Run v2 (service config `run_v2.yaml`, as
  * `@google-cloud/run` 3.3.0 passes them to google-gax in `jobs_client.js`).
  */
-const RUN_HTTP_RULES: HttpRule[] = [
-  {
-    selector: 'google.longrunning.Operations.DeleteOperation',
-    delete: '/v2/{name=projects/*/locations/*/operations/*}',
-  },
-  {
-    selector: 'google.longrunning.Operations.GetOperation',
-    get: '/v2/{name=projects/*/locations/*/operations/*}',
-  },
-  {
-    selector: 'google.longrunning.Operations.ListOperations',
-    get: '/v2/{name=projects/*/locations/*}/operations',
-  },
-  {
-    selector: 'google.longrunning.Operations.WaitOperation',
-    post: '/v2/{name=projects/*/locations/*/operations/*}:wait',
-    body: '*',
-  },
-];
+const RUN_HTTP_RULES: HttpRule[] = operationsHttpRules('v2', [
+  'DeleteOperation',
+  'GetOperation',
+  'ListOperations',
+  'WaitOperation',
+]);
 
 /**
  * The local Cloud Run jobs service: gRPC `google.cloud.run.v2.Jobs` and `google.longrunning.Operations`

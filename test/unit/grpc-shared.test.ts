@@ -1,6 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { finishedOperation, type Operation, OperationStore } from '../../local/grpc/operations.js';
+import {
+  finishedOperation,
+  type Operation,
+  OperationStore,
+  operationsHttpRules,
+} from '../../local/grpc/operations.js';
 import { grpcError } from '../../local/grpc/protos.js';
 import { FaultInjector, unaryHandlers } from '../../local/grpc/unary.js';
 
@@ -125,5 +130,42 @@ describe('operation store', () => {
     await call(cancel, { name: `${LOCATION}/operations/running` });
     await call(cancel, { name: `${LOCATION}/operations/done` });
     expect(cancelled).toEqual([`${LOCATION}/operations/running`]);
+  });
+});
+
+describe('operations REST bindings', () => {
+  it('gives the paths of the service configs under the API version, for the methods listed', () => {
+    expect(
+      operationsHttpRules('v2', [
+        'GetOperation',
+        'ListOperations',
+        'DeleteOperation',
+        'CancelOperation',
+        'WaitOperation',
+      ]),
+    ).toEqual([
+      {
+        selector: 'google.longrunning.Operations.GetOperation',
+        get: '/v2/{name=projects/*/locations/*/operations/*}',
+      },
+      {
+        selector: 'google.longrunning.Operations.ListOperations',
+        get: '/v2/{name=projects/*/locations/*}/operations',
+      },
+      {
+        selector: 'google.longrunning.Operations.DeleteOperation',
+        delete: '/v2/{name=projects/*/locations/*/operations/*}',
+      },
+      {
+        selector: 'google.longrunning.Operations.CancelOperation',
+        post: '/v2/{name=projects/*/locations/*/operations/*}:cancel',
+        body: '*',
+      },
+      {
+        selector: 'google.longrunning.Operations.WaitOperation',
+        post: '/v2/{name=projects/*/locations/*/operations/*}:wait',
+        body: '*',
+      },
+    ]);
   });
 });
