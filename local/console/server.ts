@@ -8,6 +8,7 @@ import { grpcClientOptions } from '../../shared/clients/endpoints.js';
 import type { Config } from '../../shared/config/schema.js';
 import { parseObjectName } from '../../shared/domain/object-path.js';
 import { outputTopic } from '../../shared/plan/names.js';
+import type { PlatformActivity } from '../activity.js';
 import { type HealthCallback, type ServiceProbe, startHealthMonitor } from './health.js';
 import { createJobsCache } from './jobs-cache.js';
 import { ConsoleInputError, createPlatformReader, type JobRow, jobRow, pageJobs } from './platform-reader.js';
@@ -32,7 +33,7 @@ export interface ConsoleServerOptions {
 export interface ConsoleServer {
   url: string;
   /** Tell open pages that something happened (the platform's activity feed): they refresh what they show. */
-  notify(activity: { kind: string; message: string; [key: string]: unknown }): void;
+  notify(activity: PlatformActivity): void;
   close(): Promise<void>;
 }
 

@@ -5,6 +5,7 @@
  */
 
 import { Backoff } from '../backoff.js';
+import { type Clock, systemClock } from '../clock.js';
 
 export interface BinaryCloudEvent {
   /** `ce-*` headers and content-type. */
@@ -57,9 +58,9 @@ export async function deliver(
   destination: string,
   event: BinaryCloudEvent,
   policy: RetryPolicy,
-  options: { signal?: AbortSignal; now?: () => number; observer?: DeliveryObserver } = {},
+  options: { signal?: AbortSignal; clock?: Clock; observer?: DeliveryObserver } = {},
 ): Promise<DeliveryOutcome> {
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
   const backoff = new Backoff({
     initialDelayMs: policy.initialDelayMs,
     multiplier: policy.multiplier,
@@ -68,7 +69,8 @@ export async function deliver(
   let lastError = '';
   for (let attempt = 1; ; attempt++) {
     if (options.signal?.aborted) return { kind: 'aborted', attempts: attempt - 1 };
-    if (now() - event.time > policy.maxAgeMs) return { kind: 'expired', attempts: attempt - 1, lastError };
+    if (clock.now() - event.time > policy.maxAgeMs)
+      return { kind: 'expired', attempts: attempt - 1, lastError };
     try {
       const response = await fetch(destination, {
         method: 'POST',
