@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { grpcError } from '../grpc/protos.js';
-import type { JobMessage, Timestamp } from './types.js';
+import type { Timestamp } from '../grpc/timestamp.js';
+import type { JobMessage } from './types.js';
 
 /**
  * Batch's ListJobs filter, the subset of AIP-160 (https://google.aip.dev/160) that `gcloud

@@ -6,16 +6,7 @@
 
 import type { BatchJobState } from '../../shared/domain/batch-job.js';
 import type { TaskState as BatchTaskState } from '../../shared/domain/batch-states.js';
-
-export interface Timestamp {
-  seconds: string;
-  nanos: number;
-}
-
-export interface Duration {
-  seconds: string;
-  nanos: number;
-}
+import type { Duration, Timestamp } from '../grpc/timestamp.js';
 
 /** Job states as Batch reports them: the same type the core reads them as. */
 export type JobState = BatchJobState;
@@ -96,22 +87,4 @@ export interface JobMessage {
 export interface TaskMessage {
   name: string;
   status: { state: TaskState; status_events: StatusEvent[] };
-}
-
-/** What `batchwire dev` shows live; structurally the platform console's activity. */
-export interface PlatformActivity {
-  kind: string;
-  message: string;
-  [key: string]: unknown;
-}
-
-/** A Timestamp message for a time in milliseconds. */
-export function timestamp(ms: number): Timestamp {
-  return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
-}
-
-/** A Duration message for a span in milliseconds. */
-export function duration(ms: number): Duration {
-  const clamped = Math.max(0, ms);
-  return { seconds: String(Math.floor(clamped / 1000)), nanos: (clamped % 1000) * 1_000_000 };
 }

@@ -8,6 +8,7 @@ import { grpcClientOptions } from '../../shared/clients/endpoints.js';
 import type { Config } from '../../shared/config/schema.js';
 import { parseObjectName } from '../../shared/domain/object-path.js';
 import { outputTopic } from '../../shared/plan/names.js';
+import type { PlatformActivity } from '../activity.js';
 import type {
   ExecutionDetail,
   FlowsAnswer,
@@ -48,7 +49,7 @@ export interface ConsoleServer {
   /** The port it listens on (the kernel's choice when asked for 0). */
   port: number;
   /** Tell open pages that something happened (the platform's activity feed): they refresh what they show. */
-  notify(activity: { kind: string; message: string; [key: string]: unknown }): void;
+  notify(activity: PlatformActivity): void;
   close(): Promise<void>;
 }
 

@@ -4,6 +4,9 @@
  * not retried (a bad event does not get better); an event older than the max age is dropped.
  */
 
+import { Backoff } from '../backoff.js';
+import { type Clock, systemClock } from '../clock.js';
+
 export interface BinaryCloudEvent {
   /** `ce-*` headers and content-type. */
   headers: Record<string, string>;
@@ -55,14 +58,19 @@ export async function deliver(
   destination: string,
   event: BinaryCloudEvent,
   policy: RetryPolicy,
-  options: { signal?: AbortSignal; now?: () => number; observer?: DeliveryObserver } = {},
+  options: { signal?: AbortSignal; clock?: Clock; observer?: DeliveryObserver } = {},
 ): Promise<DeliveryOutcome> {
-  const now = options.now ?? Date.now;
-  let delay = policy.initialDelayMs;
+  const clock = options.clock ?? systemClock;
+  const backoff = new Backoff({
+    initialDelayMs: policy.initialDelayMs,
+    multiplier: policy.multiplier,
+    maxDelayMs: policy.maxDelayMs,
+  });
   let lastError = '';
   for (let attempt = 1; ; attempt++) {
     if (options.signal?.aborted) return { kind: 'aborted', attempts: attempt - 1 };
-    if (now() - event.time > policy.maxAgeMs) return { kind: 'expired', attempts: attempt - 1, lastError };
+    if (clock.now() - event.time > policy.maxAgeMs)
+      return { kind: 'expired', attempts: attempt - 1, lastError };
     try {
       const response = await fetch(destination, {
         method: 'POST',
@@ -83,9 +91,9 @@ export async function deliver(
           ? `no answer within the function's timeout (${policy.attemptTimeoutMs} ms)`
           : (err as Error).message;
     }
+    const delay = backoff.next();
     options.observer?.onRetry?.(attempt, lastError, delay);
     await sleep(delay, options.signal);
-    delay = Math.min(delay * policy.multiplier, policy.maxDelayMs);
   }
 }
 

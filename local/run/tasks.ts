@@ -1,16 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { systemClock } from '../clock.js';
 import type { TaskState } from '../executor/index.js';
 import { grpcError } from '../grpc/protos.js';
-
-type Timestamp = { seconds: string; nanos: number };
+import { timestamp } from '../grpc/timestamp.js';
 
 /** `google.cloud.run.v2.Task` as proto-loader (keepCase) encodes it; the fields the service keeps. */
 export type TaskResource = Record<string, unknown> & { name: string; index: number };
-
-function timestamp(ms = Date.now()): Timestamp {
-  return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
-}
 
 const EXECUTION_NAME = /^projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/]+\/executions\/[^/]+$/;
 
@@ -26,7 +22,7 @@ export class RunTasks {
   start(execution: { name: string; template?: unknown }, taskCount: number, logUri: string): void {
     const executionId = execution.name.split('/').pop() as string;
     const job = execution.name.split('/executions/')[0] as string;
-    const now = timestamp();
+    const now = timestamp(systemClock.now());
     const tasks = Array.from({ length: taskCount }, (_, index) => ({
       name: `${execution.name}/tasks/${executionId}-task${index}`,
       uid: randomUUID(),
@@ -54,7 +50,7 @@ export class RunTasks {
   ) {
     const task = this.byExecution.get(executionName)?.[index];
     if (!task) return;
-    const now = timestamp();
+    const now = timestamp(systemClock.now());
     task.update_time = now;
     if (state === 'RUNNING') {
       task.start_time = now;

@@ -2,13 +2,9 @@ import { Cron } from 'croner';
 import { DEFAULT_CONFIG_FILE } from '../../shared/config/load.js';
 import type { Config } from '../../shared/config/schema.js';
 import { buildPlan } from '../../shared/plan/build-plan.js';
-
-/** What the dev console shows. */
-export interface PlatformActivity {
-  kind: string;
-  message: string;
-  [key: string]: unknown;
-}
+import type { ActivityListener, PlatformActivity } from '../activity.js';
+import { type BackoffPolicy, backoffDelay } from '../backoff.js';
+import { type Clock, systemClock } from '../clock.js';
 
 /** One Cloud Scheduler job: a configured flow, for one client when the flow runs per client. */
 export interface SchedulerJob {
@@ -24,15 +20,14 @@ export interface SchedulerJob {
   body: string;
 }
 
-/** The clock the scheduler runs on; tests hand in a fake one. */
-export interface SchedulerClock {
-  now(): number;
+/** The clock the scheduler runs on, with its timers; tests hand in a fake one. */
+export interface SchedulerClock extends Clock {
   setTimeout(callback: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
 
-const systemClock: SchedulerClock = {
-  now: () => Date.now(),
+const systemSchedulerClock: SchedulerClock = {
+  now: systemClock.now,
   setTimeout: (callback, ms) => {
     const timer = setTimeout(callback, ms);
     timer.unref();
@@ -50,11 +45,13 @@ export interface FireResult {
 }
 
 /**
- * Delays between attempts of one tick, as Scheduler's retry config (min backoff 1 s, doubling)
- * would space them: 63 s in all, longer than onSchedule's claim lease (30 s), so a tick whose
- * first attempt crashed after claiming is still started by a later attempt.
+ * Delays between attempts of one tick, as Scheduler's retry config (min backoff 1 s, doubling,
+ * at most 6 retries) would space them: 1, 2, 4, 8, 16, 32 s, 63 s in all, longer than
+ * onSchedule's claim lease (30 s), so a tick whose first attempt crashed after claiming is
+ * still started by a later attempt.
  */
-const RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000];
+const RETRY_BACKOFF: BackoffPolicy = { initialDelayMs: 1_000, multiplier: 2, maxDelayMs: 32_000 };
+const MAX_RETRIES = 6;
 
 export type HttpPost = (
   url: string,
@@ -67,7 +64,7 @@ export interface SchedulerOptions {
   targetUrl: string;
   /** Run the cron schedules (default true); fireNow works either way. */
   enabled?: boolean;
-  onEvent?: (activity: PlatformActivity) => void;
+  onEvent?: ActivityListener;
   clock?: SchedulerClock;
   /** Default: global fetch. */
   post?: HttpPost;
@@ -127,7 +124,7 @@ export function nextTick(schedule: string, timeZone: string, after: Date): Date 
  * answered with 409, 429 or 5xx is retried (1 s, 2 s, 4 s), as Scheduler's retry config would.
  */
 export function startScheduler(options: SchedulerOptions): LocalScheduler {
-  const clock = options.clock ?? systemClock;
+  const clock = options.clock ?? systemSchedulerClock;
   const post: HttpPost = options.post ?? ((url, init) => fetch(url, init));
   const emit = (activity: PlatformActivity) => {
     try {
@@ -160,7 +157,7 @@ export function startScheduler(options: SchedulerOptions): LocalScheduler {
   }
 
   async function tick(job: SchedulerJob, scheduleTime: Date): Promise<void> {
-    for (let attempt = 0; attempt <= RETRY_DELAYS_MS.length && !stopped; attempt++) {
+    for (let attempt = 0; attempt <= MAX_RETRIES && !stopped; attempt++) {
       let retryAfterMs: number | undefined;
       try {
         const result = await send(job, scheduleTime);
@@ -175,8 +172,8 @@ export function startScheduler(options: SchedulerOptions): LocalScheduler {
       } catch (err) {
         emit({ kind: 'schedule.error', message: `${job.id}: ${(err as Error).message}`, job: job.id });
       }
-      const delay = RETRY_DELAYS_MS[attempt];
-      if (delay === undefined) break;
+      if (attempt === MAX_RETRIES) break;
+      const delay = backoffDelay(RETRY_BACKOFF, attempt);
       await new Promise<void>((resolve) => clock.setTimeout(resolve, Math.max(delay, retryAfterMs ?? 0)));
     }
     if (!stopped) {

@@ -3,6 +3,7 @@ import {
   grpcClientOptions,
   storageClientOptions,
 } from '../../shared/clients/endpoints.js';
+import { Backoff } from '../backoff.js';
 import { WorkflowException } from './errors.js';
 import { systemClock } from './execute.js';
 import type { Connector, ConnectorRegistry } from './types.js';
@@ -190,19 +191,23 @@ async function poll<T>(
   done: (value: T) => boolean,
   what: string,
 ): Promise<T> {
-  const deadline = Date.now() + polling.timeoutMs;
-  let delay = polling.initialDelay;
+  const deadline = systemClock.now() + polling.timeoutMs;
+  const backoff = new Backoff({
+    initialDelayMs: polling.initialDelay * 1000,
+    multiplier: polling.multiplier,
+    maxDelayMs: polling.maxDelay * 1000,
+  });
   for (;;) {
     const value = await read();
     if (done(value)) return value;
-    if (Date.now() + delay * 1000 > deadline) {
+    const delayMs = backoff.next();
+    if (systemClock.now() + delayMs > deadline) {
       throw new WorkflowException({
         message: `${what} did not finish within ${polling.timeoutMs / 1000}s`,
         tags: ['TimeoutError'],
       });
     }
-    await systemClock.sleep(delay * 1000, signal);
-    delay = Math.min(delay * polling.multiplier, polling.maxDelay);
+    await systemClock.sleep(delayMs, signal);
   }
 }
 

@@ -1,3 +1,5 @@
+import { backoffDelay } from '../backoff.js';
+import { systemClock as systemTime } from '../clock.js';
 import { EXPRESSION_CONNECTOR_PARAMS, isKnownCallTarget } from './catalogue.js';
 import {
   errorMap,
@@ -30,7 +32,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The real clock: `Date.now` and timers that stop early when the signal aborts. */
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  now: systemTime.now,
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
@@ -689,10 +691,18 @@ class Interpreter {
         if (step.retry) {
           const policy = await this.retryPolicy(step.retry, frame);
           if (attempt < policy.maxRetries && (await this.predicate(policy.predicate, err.value, frame))) {
-            const delay = Math.min(policy.initialDelay * policy.multiplier ** attempt, policy.maxDelay);
+            // Workflows' documented schedule: initial_delay × multiplier^n, capped at max_delay.
+            const delayMs = backoffDelay(
+              {
+                initialDelayMs: policy.initialDelay * 1000,
+                multiplier: policy.multiplier,
+                maxDelayMs: policy.maxDelay * 1000,
+              },
+              attempt,
+            );
             attempt++;
             try {
-              await this.runtime.clock.sleep(delay * 1000, this.signalFor(frame));
+              await this.runtime.clock.sleep(delayMs, this.signalFor(frame));
             } catch (sleepError) {
               if (this.runtime.signal?.aborted) throw new WorkflowCancelledError();
               if (frame.cancel?.aborted) throw new BranchCancelled();

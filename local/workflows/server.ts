@@ -2,9 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { createLocalApiServer } from '../grpc/api-server.js';
+import type { ActivityListener } from '../activity.js';
+import { bindLocalApi } from '../grpc/bind.js';
 import { paginate } from '../grpc/paging.js';
-import { grpcError, loadGrpcPackage, loadProtoRoot, lookup } from '../grpc/protos.js';
+import { grpcError, loadGrpcPackage, lookup } from '../grpc/protos.js';
+import { type Duration, duration, type Timestamp, timestamp } from '../grpc/timestamp.js';
+import { unaryHandlers } from '../grpc/unary.js';
 import { CallbackHub } from './callbacks.js';
 import { createLocalConnectors, httpError } from './connectors.js';
 import { WorkflowCancelledError, WorkflowRuntimeError, WorkflowSyntaxError } from './errors.js';
@@ -12,13 +15,6 @@ import { executeWorkflow, systemClock } from './execute.js';
 import { parseWorkflow } from './parse.js';
 import type { Clock, ConnectorRegistry, WorkflowProgram } from './types.js';
 import { toJsonValue } from './values.js';
-
-/** What the dev console shows. */
-export interface PlatformActivity {
-  kind: string;
-  message: string;
-  [key: string]: unknown;
-}
 
 export interface WorkflowsServiceOptions {
   port?: number;
@@ -31,7 +27,7 @@ export interface WorkflowsServiceOptions {
   /** Connectors; default `createLocalConnectors` (the real Google clients at the *_EMULATOR_HOST services). */
   connectors?: ConnectorRegistry;
   clock?: Clock;
-  onEvent?: (activity: PlatformActivity) => void;
+  onEvent?: ActivityListener;
 }
 
 export interface LocalWorkflowsService {
@@ -43,14 +39,12 @@ export interface LocalWorkflowsService {
   close(): Promise<void>;
 }
 
-type Timestamp = { seconds: string; nanos: number };
-
 /** google.cloud.workflows.executions.v1.Execution, as proto-loader (keepCase) encodes it. */
 export interface ExecutionResource {
   name: string;
   start_time: Timestamp;
   end_time: Timestamp | null;
-  duration: { seconds: string; nanos: number } | null;
+  duration: Duration | null;
   state: 'ACTIVE' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
   argument: string;
   result: string;
@@ -80,10 +74,7 @@ interface ExecutionRecord {
 }
 
 const EXTENSION = '.workflows.yaml';
-
-function timestamp(ms: number): Timestamp {
-  return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
-}
+const WORKFLOWS_PACKAGE = '@google-cloud/workflows';
 
 /** A workflow's revision id as Workflows shows it: `000001-` and a short hash of the source. */
 function revisionId(source: string): string {
@@ -127,12 +118,12 @@ export async function startWorkflowsService(
   options: WorkflowsServiceOptions,
 ): Promise<LocalWorkflowsService> {
   const files = ['google/cloud/workflows/executions/v1/executions.proto'];
-  const pkg = loadGrpcPackage('@google-cloud/workflows', files);
+  const pkg = loadGrpcPackage(WORKFLOWS_PACKAGE, files);
   const ExecutionsService = lookup(pkg, 'google.cloud.workflows.executions.v1.Executions');
   const connectors =
     options.connectors ?? createLocalConnectors({ project: options.project, region: options.region });
   const clock = options.clock ?? systemClock;
-  const emit = (activity: PlatformActivity) => options.onEvent?.(activity);
+  const emit: ActivityListener = (activity) => options.onEvent?.(activity);
   const executions = new Map<string, ExecutionRecord>();
   /** `events.create_callback_endpoint` URLs of every execution, on one loopback server. */
   const callbacks = new CallbackHub();
@@ -182,7 +173,7 @@ export async function startWorkflowsService(
       state,
       end_time: timestamp(end),
       // `status.currentSteps` keeps the last step attempted once the execution has ended, as Google documents.
-      duration: { seconds: String(Math.floor(elapsed / 1000)), nanos: (elapsed % 1000) * 1_000_000 },
+      duration: duration(elapsed),
     });
     emit({
       kind: 'workflow.execution',
@@ -328,25 +319,15 @@ export async function startWorkflowsService(
     result: '',
   });
 
-  const unary =
-    <Req, Res>(handler: (request: Req) => Res) =>
-    (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
-      try {
-        callback(null, handler(call.request));
-      } catch (error) {
-        const e = error as grpc.ServiceError;
-        callback(typeof e.code === 'number' ? e : grpcError(grpc.status.INTERNAL, (error as Error).message));
-      }
-    };
-
-  const api = createLocalApiServer(loadProtoRoot('@google-cloud/workflows', files));
-  api.addService('google.cloud.workflows.executions.v1.Executions', ExecutionsService.service, {
-    CreateExecution: unary(createExecution),
-    GetExecution: unary((request: { name: string; view?: string }) => {
+  const unary = unaryHandlers();
+  const handlers: grpc.UntypedServiceImplementation = {
+    CreateExecution: unary('CreateExecution', createExecution),
+    GetExecution: unary('GetExecution', (request: { name: string; view?: string }) => {
       const { resource } = getRecord(request.name);
       return request.view === 'BASIC' ? basicView(resource) : resource;
     }),
     ListExecutions: unary(
+      'ListExecutions',
       (request: {
         parent: string;
         page_size?: number;
@@ -378,7 +359,7 @@ export async function startWorkflowsService(
         };
       },
     ),
-    CancelExecution: unary((request: { name: string }) => {
+    CancelExecution: unary('CancelExecution', (request: { name: string }) => {
       const record = getRecord(request.name);
       if (record.resource.state !== 'ACTIVE') {
         throw grpcError(
@@ -391,12 +372,23 @@ export async function startWorkflowsService(
       finish(record, 'CANCELLED', {});
       return record.resource;
     }),
+  };
+  const api = await bindLocalApi({
+    pkg: WORKFLOWS_PACKAGE,
+    files,
+    port: options.port,
+    services: [
+      {
+        name: 'google.cloud.workflows.executions.v1.Executions',
+        definition: ExecutionsService.service,
+        handlers,
+      },
+    ],
   });
 
-  const port = await api.listen(options.port ?? 0);
   return {
-    host: `127.0.0.1:${port}`,
-    port,
+    host: api.host,
+    port: api.port,
     waitForExecution: async (name, timeoutMs = 30_000) => {
       const started = Date.now();
       while (Date.now() - started < timeoutMs) {

@@ -1,10 +1,9 @@
+import type { Clock as LocalClock } from '../clock.js';
 import type { CallbackHub } from './callbacks.js';
 import type { Expr } from './expression.js';
 
-/** How the interpreter waits and reads the time; tests hand in a fake one. */
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
+/** How the interpreter reads the time (local/clock.ts) and waits; tests hand in a fake one. */
+export interface Clock extends LocalClock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
