@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { DEFAULT_CONFIG_FILE } from '../../shared/config/load.js';
 import type { Config } from '../../shared/config/schema.js';
+import { parseObjectName } from '../../shared/domain/object-path.js';
 import { buildPlan } from '../../shared/plan/build-plan.js';
 import { PermanentError } from '../../shared/runtime/errors.js';
 import { createLogger, type Logger } from '../../shared/runtime/logger.js';
@@ -129,9 +130,12 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   const envPath = join(options.stateDir, 'env');
   const releaseLock = acquireLock(join(options.stateDir, 'dev.lock'));
   const stack: Array<() => Promise<void> | void> = [releaseLock];
+  // What must hold from the moment a stop begins, before any step of it (no new uploads).
+  const whenStopBegins: Array<() => void> = [];
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
+      for (const begin of whenStopBegins) begin();
       removeEnvFile(envPath);
       while (stack.length > 0) {
         const step = stack.pop();
@@ -227,6 +231,15 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       ...(dataDir ? { dataDir: join(dataDir, 'storage') } : {}),
     });
     stack.push(() => storage.close());
+    // An upload acknowledged while stopping might never become a job: from the start of a stop
+    // inputs are refused (503, which clients retry), while what the platform itself still
+    // writes as its deliveries drain (claims, rejection records, task outputs) goes on.
+    whenStopBegins.push(() =>
+      storage.refuseWrites(
+        'the local platform is stopping: uploads are taken again once it has started',
+        (bucket, name) => bucket === config.bucket && parseObjectName(name).kind === 'input',
+      ),
+    );
     storage.onFinalize((object) => {
       if (object.name.startsWith('_batchwire/')) return;
       report({

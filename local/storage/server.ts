@@ -22,6 +22,7 @@ import {
 } from './resources.js';
 import { type BlobWriter, type CommittedBlob, DirectoryBackend, MemoryBackend } from './store.js';
 import { parseContentRange, ResumableSessions } from './uploads.js';
+import { type RefusedWrites, WriteRefusal } from './write-refusal.js';
 
 export type { StorageObjectResource } from './resources.js';
 
@@ -32,6 +33,8 @@ export interface LocalStorageServer {
   port: number;
   /** Subscribe to object finalize (every completed upload/copy/rewrite/compose). Returns unsubscribe. */
   onFinalize(listener: (object: StorageObjectResource) => void): () => void;
+  /** From now on, answer the object writes `covers` selects (default: all) with 503 + Retry-After. */
+  refuseWrites(reason: string, covers?: RefusedWrites): void;
   close(): Promise<void>;
 }
 
@@ -82,7 +85,8 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     () => backend.createBlob(),
     (request, blob) => catalog.finalize(request, blob),
   );
-  const handler = new RequestHandler(catalog, sessions, () => baseUrl);
+  const refusal = new WriteRefusal();
+  const handler = new RequestHandler(catalog, sessions, () => baseUrl, refusal);
 
   const server: Server = createServer((req, res) => {
     handler.handle(req, res).catch((error) => {
@@ -107,6 +111,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    refuseWrites: (reason, covers) => refusal.refuse(reason, covers),
     close() {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -319,6 +324,7 @@ class RequestHandler {
     private readonly catalog: Catalog,
     private readonly sessions: ResumableSessions,
     private readonly baseUrl: () => string,
+    private readonly refusal: WriteRefusal,
   ) {}
 
   private resource(record: ObjectRecord): StorageObjectResource {
@@ -346,6 +352,7 @@ class RequestHandler {
     const query = new URLSearchParams(at < 0 ? '' : url.slice(at + 1));
     const method = req.method ?? 'GET';
     const { api, segments } = parsePath(rawPath);
+    this.refusal.check(method, api, segments, query, (id) => this.sessions.get(id)?.request);
     // A malformed selector is refused before any work, not after an upload has landed.
     const fields = query.get('fields');
     if (fields !== null) parseFieldMask(fields);
