@@ -24,6 +24,7 @@ import { startWorkflowsService } from '../workflows/server.js';
 import { type Activity, type DevConsole, followTaskSlots } from './console.js';
 import { gcloudApiOverrides, gcloudStorageEnv, removeEnvFile, writeEnvFile } from './env-file.js';
 import { type FunctionHealth, type SupervisedFunction, superviseFunction } from './function-process.js';
+import { interruptedFlowCompletions, publishFlowCompletions } from './interrupted-flows.js';
 import { acquireLock } from './lock.js';
 import { DEFAULT_PORTS, type PortName, type Ports } from './ports.js';
 import { provision } from './provision.js';
@@ -312,7 +313,19 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       env: clientEnv,
       onEvent: report,
     });
-    stack.push(() => workflows.close());
+    stack.push(async () => {
+      // Flows cut short by the stop are reported failed, saying why: their completion waits on
+      // the completion topic (saved with the rest of Pub/Sub under --data) for onComplete.
+      const interrupted = interruptedFlowCompletions(await workflows.close(), new Date());
+      await publishFlowCompletions(config.project, interrupted);
+      for (const { completion } of interrupted) {
+        report({
+          kind: 'platform',
+          message: `flow ${completion.flow} (${completion.product}${completion.client ? `/${completion.client}` : ''}) cut short by the stop: reported failed`,
+          execution: completion.execution,
+        });
+      }
+    });
 
     // The three start together (each is its own process, as each is its own Cloud Function): a
     // cold start is seconds of module loading, and nothing orders them.
