@@ -181,8 +181,11 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     // through a relay on the Pub/Sub port, opened only once the restore is complete: a client
     // library that reconnects by itself (a subscriber kept running across the restart) never
     // finds its subscription missing, which would end its stream for good.
+    // Its state is saved at the end of a stop: a SIGTERM to the whole process group must not
+    // take it down before that.
     const emulator = await startPubSubEmulator({
       port: keepsPubSub ? 0 : ports.pubsub,
+      ownProcessGroup: keepsPubSub,
       project: config.project,
       ...(dataDir ? { dataDir: join(dataDir, 'pubsub') } : {}),
     });
@@ -208,7 +211,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
         for (const { subscription, count } of outcome.unacknowledged) {
           report({
             kind: 'platform',
-            message: `Pub/Sub: a subscriber of ${subscription} reconnected during the restore and may see ${count} message(s) it had acknowledged once more`,
+            message: `Pub/Sub: ${count} message(s) ${subscription} had acknowledged before the stop could not be acknowledged again; its subscriber may see them once more`,
           });
         }
         if (outcome.ackIdsNotSkipped) {
