@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { DEFAULT_CONFIG_FILE } from '../../shared/config/load.js';
 import type { Config } from '../../shared/config/schema.js';
+import { parseObjectName } from '../../shared/domain/object-path.js';
 import { buildPlan } from '../../shared/plan/build-plan.js';
 import { PermanentError } from '../../shared/runtime/errors.js';
 import { createLogger, type Logger } from '../../shared/runtime/logger.js';
@@ -14,12 +15,7 @@ import { type ConsoleServer, startConsoleServer } from '../console/server.js';
 import { type PubSubTrigger, type StorageTrigger, startEventarcRouter } from '../eventarc/router.js';
 import { defaultTaskSlots, TaskSlots } from '../executor/index.js';
 import { startPubSubEmulator } from '../pubsub/emulator.js';
-import {
-  readPubSubSnapshot,
-  readPubSubSnapshotFile,
-  restorePubSubSnapshot,
-  writePubSubSnapshot,
-} from '../pubsub/persistence.js';
+import { keepPubSubState } from '../pubsub/kept-state.js';
 import { startRunService } from '../run/server.js';
 import { startSchedulerApi } from '../scheduler/api.js';
 import { startScheduler } from '../scheduler/scheduler.js';
@@ -28,6 +24,7 @@ import { startWorkflowsService } from '../workflows/server.js';
 import { type Activity, type DevConsole, followTaskSlots } from './console.js';
 import { gcloudApiOverrides, gcloudStorageEnv, removeEnvFile, writeEnvFile } from './env-file.js';
 import { type FunctionHealth, type SupervisedFunction, superviseFunction } from './function-process.js';
+import { interruptedFlowCompletions, publishFlowCompletions } from './interrupted-flows.js';
 import { acquireLock } from './lock.js';
 import { DEFAULT_PORTS, type PortName, type Ports, portFlag } from './ports.js';
 import { provision } from './provision.js';
@@ -135,9 +132,12 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   const envPath = join(options.stateDir, 'env');
   const releaseLock = acquireLock(join(options.stateDir, 'dev.lock'));
   const stack: Array<() => Promise<void> | void> = [releaseLock];
+  // What must hold from the moment a stop begins, before any step of it (no new uploads).
+  const whenStopBegins: Array<() => void> = [];
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
+      for (const begin of whenStopBegins) begin();
       removeEnvFile(envPath);
       while (stack.length > 0) {
         const step = stack.pop();
@@ -177,62 +177,74 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     // Only an emulator of our own is empty at start and ours to save: one named by
     // PUBSUB_EMULATOR_HOST belongs to someone else and keeps its state across our restarts.
     const ownsPubSub = !process.env.PUBSUB_EMULATOR_HOST;
-    const pubsub = await startPubSubEmulator({
-      port: ports.pubsub,
+    const keepsPubSub = dataDir !== undefined && ownsPubSub;
+    // An emulator whose state is restored listens on a port of its own, and clients reach it
+    // through a relay on the Pub/Sub port, opened only once the restore is complete: a client
+    // library that reconnects by itself (a subscriber kept running across the restart) never
+    // finds its subscription missing, which would end its stream for good.
+    // Its state is saved at the end of a stop: a SIGTERM to the whole process group must not
+    // take it down before that.
+    const emulator = await startPubSubEmulator({
+      port: keepsPubSub ? 0 : ports.pubsub,
+      ownProcessGroup: keepsPubSub,
       project: config.project,
       ...(dataDir ? { dataDir: join(dataDir, 'pubsub') } : {}),
     });
     stack.push(async () => {
-      await pubsub.stop();
+      await emulator.stop();
       // A stopped emulator of ours must not look like someone else's to a later start.
       if (ownsPubSub) delete process.env.PUBSUB_EMULATOR_HOST;
     });
-    process.env.PUBSUB_EMULATOR_HOST = pubsub.host;
-    if (dataDir && ownsPubSub) {
-      // Restored before anything publishes or subscribes; saved at stop once nothing consumes
-      // any more (this step runs last but one). The file stays until the next save replaces it,
-      // so a start that fails after this, or a crash, restores the same messages again
-      // (at least once) rather than losing them.
-      const snapshotFile = join(dataDir, 'pubsub', 'snapshot.json');
-      let saved: ReturnType<typeof readPubSubSnapshotFile>;
-      try {
-        saved = readPubSubSnapshotFile(snapshotFile);
-      } catch (err) {
-        throw new PermanentError(
-          `could not read the Pub/Sub snapshot ${snapshotFile} (${(err as Error).message}); move that file away to start without the messages it holds`,
-          { cause: err },
-        );
-      }
-      if (saved) {
-        const restored = await restorePubSubSnapshot(pubsub.host, saved).catch((err: Error) => {
-          throw new PermanentError(
-            `could not restore Pub/Sub from ${snapshotFile} (${err.message}); move that file away to start without the messages it holds`,
-            { cause: err },
-          );
-        });
-        for (const { subscription, count } of restored.unacknowledged) {
+    let pubsubHost = emulator.host;
+    if (dataDir && keepsPubSub) {
+      // Restored before anything publishes or subscribes; saved at stop once nothing of the
+      // platform consumes any more (this step runs last but one).
+      const kept = await keepPubSubState({
+        emulatorHost: emulator.host,
+        project: config.project,
+        file: join(dataDir, 'pubsub', 'snapshot.json'),
+        port: ports.pubsub,
+      });
+      pubsubHost = kept.host;
+      stack.push(() => kept.save());
+      if (kept.restored) {
+        const { snapshot, outcome } = kept.restored;
+        for (const { subscription, count } of outcome.unacknowledged) {
           report({
             kind: 'platform',
-            message: `Pub/Sub: a subscriber of ${subscription} reconnected during the restore and may see ${count} message(s) it had acknowledged once more`,
+            message: `Pub/Sub: ${count} message(s) ${subscription} had acknowledged before the stop could not be acknowledged again; its subscriber may see them once more`,
           });
         }
-        const backlog = saved.subscriptions.reduce((sum, s) => sum + s.backlog.length, 0);
+        if (outcome.ackIdsNotSkipped) {
+          report({
+            kind: 'platform',
+            message: `Pub/Sub: the last run's ack ids could not be skipped (${outcome.ackIdsNotSkipped}); an ack a client retries across the restart may acknowledge another message`,
+          });
+        }
+        const backlog = snapshot.subscriptions.reduce((sum, s) => sum + s.backlog.length, 0);
         report({
           kind: 'platform',
-          message: `restored Pub/Sub: ${saved.topics.length} topics, ${saved.subscriptions.length} subscriptions, ${backlog} unacknowledged messages`,
+          message: `restored Pub/Sub: ${snapshot.topics.length} topics, ${snapshot.subscriptions.length} subscriptions, ${backlog} unacknowledged messages`,
         });
       }
-      stack.push(async () => {
-        const snapshot = await readPubSubSnapshot(pubsub.host, config.project);
-        writePubSubSnapshot(snapshotFile, snapshot);
-      });
     }
+    const pubsub = { host: pubsubHost, port: Number(pubsubHost.slice(pubsubHost.lastIndexOf(':') + 1)) };
+    process.env.PUBSUB_EMULATOR_HOST = pubsub.host;
 
     const storage = await startStorageServer({
       port: ports.storage,
       ...(dataDir ? { dataDir: join(dataDir, 'storage') } : {}),
     });
     stack.push(() => storage.close());
+    // An upload acknowledged while stopping might never become a job: from the start of a stop
+    // inputs are refused (503, which clients retry), while what the platform itself still
+    // writes as its deliveries drain (claims, rejection records, task outputs) goes on.
+    whenStopBegins.push(() =>
+      storage.refuseWrites(
+        'the local platform is stopping: uploads are taken again once it has started',
+        (bucket, name) => bucket === config.bucket && parseObjectName(name).kind === 'input',
+      ),
+    );
     storage.onFinalize((object) => {
       if (object.name.startsWith('_batchwire/')) return;
       report({
@@ -310,7 +322,19 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       env: clientEnv,
       onEvent: report,
     });
-    stack.push(() => workflows.close());
+    stack.push(async () => {
+      // Flows cut short by the stop are reported failed, saying why: their completion waits on
+      // the completion topic (saved with the rest of Pub/Sub under --data) for onComplete.
+      const interrupted = interruptedFlowCompletions(await workflows.close(), new Date());
+      await publishFlowCompletions(config.project, interrupted);
+      for (const { completion } of interrupted) {
+        report({
+          kind: 'platform',
+          message: `flow ${completion.flow} (${completion.product}${completion.client ? `/${completion.client}` : ''}) cut short by the stop: reported failed`,
+          execution: completion.execution,
+        });
+      }
+    });
     addAddress('WORKFLOWS_EMULATOR_HOST', workflows.host);
 
     // The three start together (each is its own process, as each is its own Cloud Function): a

@@ -170,7 +170,17 @@ function installExitHook(): void {
  * await emulator.stop();
  */
 export async function startPubSubEmulator(
-  options: { port?: number; project?: string; dataDir?: string } = {},
+  options: {
+    port?: number;
+    project?: string;
+    dataDir?: string;
+    /**
+     * Run it in a process group of its own, so that a signal to the caller's group (what a
+     * process manager or CI sends on stop) leaves it running for the caller to save its state
+     * and then stop it. It is still killed when the caller exits.
+     */
+    ownProcessGroup?: boolean;
+  } = {},
 ): Promise<PubSubEmulator> {
   const existing = process.env.PUBSUB_EMULATOR_HOST;
   if (existing) {
@@ -196,12 +206,13 @@ export async function startPubSubEmulator(
 async function launch(
   binary: string,
   port: number,
-  options: { project?: string; dataDir?: string },
+  options: { project?: string; dataDir?: string; ownProcessGroup?: boolean },
 ): Promise<PubSubEmulator> {
   const child = spawn(binary, [`--host=127.0.0.1`, `--port=${port}`], {
     cwd: options.dataDir,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...(options.project ? { PUBSUB_PROJECT_ID: options.project } : {}) },
+    detached: options.ownProcessGroup ?? false,
   });
   running.add(child);
   installExitHook();

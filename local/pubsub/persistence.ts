@@ -19,6 +19,13 @@ export interface PubSubSnapshot {
     /** Ids (into `messages`) of what it had not acknowledged, oldest first. */
     backlog: string[];
   }>;
+  /**
+   * How many ack ids the emulator had handed out (they count up from 1 in each emulator run).
+   * The restored emulator skips past them: a client whose acks are retried across the restart
+   * would otherwise acknowledge other messages that happen to get the same ids. Absent in
+   * snapshots saved before it was kept.
+   */
+  ackIdsUsed?: number;
   /** Each message once, by its original id: one message may be unacked on several subscriptions. */
   messages: Record<
     string,
@@ -66,11 +73,11 @@ const EMPTY_PULLS_TO_STOP = 3;
 /**
  * Reads the emulator's topics, subscriptions and unacknowledged messages of `project`.
  *
- * Call it once nothing of the platform consumes any more (the router closed, which nacks what it
- * held). Push subscriptions are turned into pull ones first, so that the emulator stops pushing
- * while they are read. Messages leased at that moment by a subscriber that is still connected
- * (a client's own, outside the platform) are that subscriber's: its client library hands them
- * to its handler from memory, and they are not in the snapshot.
+ * Call it once nothing of the platform consumes any more (the router's subscriptions closed,
+ * which nacks what they held). Push subscriptions are turned into pull ones first, so that the
+ * emulator stops pushing while they are read. A client's subscriber may stay connected while
+ * this runs: what the emulator streams to it meanwhile reaches it, and is not in the snapshot;
+ * what it has not been sent yet is.
  */
 export async function readPubSubSnapshot(host: string, project: string): Promise<PubSubSnapshot> {
   // Gone already (e.g. a SIGTERM to the whole process group): say so now rather than let the
@@ -92,7 +99,7 @@ export async function readPubSubSnapshot(host: string, project: string): Promise
       version: 1,
       project,
       savedAt: new Date().toISOString(),
-      topics: topics.map((topic) => topic.name as string),
+      topics: topics.map((topic) => topic.name as string).filter((name) => !isProbe(name)),
       subscriptions: [],
       messages: {},
     };
@@ -100,7 +107,7 @@ export async function readPubSubSnapshot(host: string, project: string): Promise
       const name = subscription.name as string;
       const topic = subscription.topic as string;
       // A subscription whose topic was deleted receives nothing more and cannot be created again.
-      if (topic === '_deleted-topic_') continue;
+      if (topic === '_deleted-topic_' || isProbe(name)) continue;
       if (subscription.pushConfig?.pushEndpoint) {
         await subscriber.modifyPushConfig({ subscription: name, pushConfig: {} });
       }
@@ -136,6 +143,8 @@ export async function readPubSubSnapshot(host: string, project: string): Promise
         backlog,
       });
     }
+    const ackIdsUsed = await lastAckId(clients, project);
+    if (ackIdsUsed !== undefined) snapshot.ackIdsUsed = ackIdsUsed;
     return snapshot;
   } finally {
     await clients.close();
@@ -163,6 +172,12 @@ export async function restorePubSubSnapshot(host: string, snapshot: PubSubSnapsh
   const clients = await clientsFor(host);
   try {
     const { publisher, subscriber } = clients;
+    if (snapshot.ackIdsUsed !== undefined) {
+      // With room to spare: clients may still be served for a moment after the count was read.
+      await skipAckIds(clients, snapshot.project, snapshot.ackIdsUsed + PULL_BATCH).catch((err: Error) => {
+        outcome.ackIdsNotSkipped = err.message;
+      });
+    }
     const topics = new Set([...snapshot.topics, ...snapshot.subscriptions.map((s) => s.config.topic)]);
     for (const name of topics) {
       await publisher.createTopic({ name }).catch(ignoreAlreadyExists);
@@ -228,6 +243,11 @@ export async function restorePubSubSnapshot(host: string, snapshot: PubSubSnapsh
  */
 export interface RestoreOutcome {
   unacknowledged: Array<{ subscription: string; count: number }>;
+  /**
+   * Why the ack ids of the previous run could not be skipped: an ack a client retries across
+   * the restart may then acknowledge another message with the same id.
+   */
+  ackIdsNotSkipped?: string;
 }
 
 /** How long to look for the copies a subscription must not get before leaving them to it. */
@@ -275,6 +295,95 @@ async function acknowledge(clients: Clients, subscription: string, ids: Set<stri
     }
   }
   return 0;
+}
+
+/** Topic and subscription (same id) the platform uses to read or advance the emulator's ack ids. */
+const ACK_ID_PROBE = 'batchwire-ack-ids';
+
+function isProbe(name: string): boolean {
+  return name.endsWith(`/${ACK_ID_PROBE}`);
+}
+
+/** The number in an emulator ack id (`projects/p/subscriptions/s:17`), undefined if not one. */
+function ackIdNumber(ackId: string | null | undefined): number | undefined {
+  const value = Number((ackId ?? '').slice((ackId ?? '').lastIndexOf(':') + 1));
+  return Number.isSafeInteger(value) && value > 0 ? value : undefined;
+}
+
+/** Creates the probe topic and subscription and publishes `count` messages to it. */
+async function openProbe(clients: Clients, project: string, count: number) {
+  const topic = `projects/${project}/topics/${ACK_ID_PROBE}`;
+  const subscription = `projects/${project}/subscriptions/${ACK_ID_PROBE}`;
+  await clients.publisher.createTopic({ name: topic }).catch(ignoreAlreadyExists);
+  await clients.subscriber.createSubscription({ name: subscription, topic }).catch(ignoreAlreadyExists);
+  await clients.publisher.publish({
+    topic,
+    messages: Array.from({ length: count }, () => ({ data: Buffer.from('ack id probe') })),
+  });
+  return {
+    subscription,
+    remove: async () => {
+      await clients.subscriber.deleteSubscription({ subscription }).catch(() => {});
+      await clients.publisher.deleteTopic({ topic }).catch(() => {});
+    },
+  };
+}
+
+/**
+ * The highest ack id the emulator has handed out: it numbers every delivery, whichever the
+ * subscription, so the id of one more delivery tells. Undefined when the emulator's ack ids
+ * are not numbered that way.
+ */
+async function lastAckId(clients: Clients, project: string): Promise<number | undefined> {
+  const probe = await openProbe(clients, project, 1);
+  try {
+    for (let empty = 0; empty < EMPTY_PULLS_TO_STOP; empty++) {
+      const [response] = await clients.subscriber.pull({
+        subscription: probe.subscription,
+        maxMessages: 1,
+        returnImmediately: true,
+      });
+      const [received] = response.receivedMessages ?? [];
+      if (received) return ackIdNumber(received.ackId);
+    }
+    return undefined;
+  } finally {
+    await probe.remove();
+  }
+}
+
+/**
+ * Advances a fresh emulator's ack ids past `through`, the last one the previous run handed out,
+ * by pulling (and releasing) probe messages. Ack ids are `subscription:N`, N counting from 1 in
+ * every emulator run, and a client library retries an ack for minutes across a restart (gax
+ * retries UNAVAILABLE): without this, such an ack would acknowledge the new message that got
+ * its id, which its subscriber may never have seen.
+ */
+async function skipAckIds(clients: Clients, project: string, through: number): Promise<void> {
+  const probe = await openProbe(clients, project, Math.min(through, PULL_BATCH));
+  try {
+    let highest = 0;
+    for (let empty = 0; highest <= through; ) {
+      const [response] = await clients.subscriber.pull({
+        subscription: probe.subscription,
+        maxMessages: PULL_BATCH,
+        returnImmediately: true,
+      });
+      const received = response.receivedMessages ?? [];
+      if (received.length === 0) {
+        if (++empty >= EMPTY_PULLS_TO_STOP * 10) throw new Error(`ack ids stopped at ${highest}`);
+        continue;
+      }
+      for (const { ackId } of received) highest = Math.max(highest, ackIdNumber(ackId) ?? 0);
+      await clients.subscriber.modifyAckDeadline({
+        subscription: probe.subscription,
+        ackIds: received.map(({ ackId }) => ackId as string),
+        ackDeadlineSeconds: 0,
+      });
+    }
+  } finally {
+    await probe.remove();
+  }
 }
 
 function ignoreAlreadyExists(err: { code?: number }): void {

@@ -102,6 +102,8 @@ const ROUTES: Route[] = [
 export interface RoutedRequest {
   handler: Handler<Params>;
   call: StorageCall<Params>;
+  /** The decoded path segments after the API prefix (`b/{bucket}/o/…`). */
+  segments: string[];
 }
 
 /** Finds the route of a request; throws the 400/404/405/501 a request without one gets. */
@@ -125,7 +127,7 @@ export function routeRequest(req: IncomingMessage, res: ServerResponse): RoutedR
       ? candidate.methods[method as Method]
       : undefined;
     if (!handler) throw new StorageApiError(405, 'methodNotAllowed', 'Method not allowed for this resource.');
-    return { handler, call: { req, res, api, query, params } };
+    return { handler, call: { req, res, api, query, params }, segments };
   }
   // Under a bucket, an unknown path is an API this server lacks (ACLs, IAM, …), not a typo.
   if (routeApi === 'json' && segments[0] === 'b' && segments.length > 2) {

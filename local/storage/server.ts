@@ -14,6 +14,7 @@ import { objectResource, StorageApiError, type StorageObjectResource } from './r
 import { routeRequest } from './routes.js';
 import { DirectoryBackend, MemoryBackend } from './store.js';
 import { ResumableSessions } from './uploads.js';
+import { type RefusedWrites, WriteRefusal } from './write-refusal.js';
 
 export type { StorageObjectResource } from './resources.js';
 
@@ -24,6 +25,8 @@ export interface LocalStorageServer {
   port: number;
   /** Subscribe to object finalize (every completed upload/copy/rewrite/compose). Returns unsubscribe. */
   onFinalize(listener: (object: StorageObjectResource) => void): () => void;
+  /** From now on, answer the object writes `covers` selects (default: all) with 503 + Retry-After. */
+  refuseWrites(reason: string, covers?: RefusedWrites): void;
   close(): Promise<void>;
 }
 
@@ -70,9 +73,10 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
     (request, blob) => catalog.finalize(request, blob),
   );
   const context: StorageContext = { catalog, sessions, baseUrl: () => baseUrl };
+  const refusal = new WriteRefusal();
 
   const server: Server = createServer((req, res) => {
-    handle(context, req, res).catch((error) => {
+    handle(context, refusal, req, res).catch((error) => {
       log.error({ err: error }, 'storage request failed unexpectedly');
       res.destroy();
     });
@@ -94,6 +98,7 @@ export async function startStorageServer(options: StorageServerOptions = {}): Pr
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    refuseWrites: (reason, covers) => refusal.refuse(reason, covers),
     close() {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -148,9 +153,16 @@ function applyBurstTimeouts(server: Server): void {
  * Answers one request. This is the one place a routed request is dispatched, reads and writes
  * alike; every failure becomes a GCS-shaped error answer.
  */
-async function handle(context: StorageContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(
+  context: StorageContext,
+  refusal: WriteRefusal,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   try {
     const route = routeRequest(req, res);
+    const { api, query } = route.call;
+    refusal.check(req.method ?? 'GET', api, route.segments, query, (id) => context.sessions.get(id)?.request);
     await route.handler(context, route.call);
   } catch (error) {
     if (error instanceof StorageApiError) {

@@ -36,7 +36,8 @@ export interface LocalWorkflowsService {
   port: number;
   /** Resolves with the execution (proto shape) once it is no longer ACTIVE. */
   waitForExecution(name: string, timeoutMs?: number): Promise<ExecutionResource>;
-  close(): Promise<void>;
+  /** Cancels what still runs and stops; resolves with the executions it cut short (now CANCELLED). */
+  close(): Promise<ExecutionResource[]>;
 }
 
 /** google.cloud.workflows.executions.v1.Execution, as proto-loader (keepCase) encodes it. */
@@ -399,12 +400,15 @@ export async function startWorkflowsService(
       throw new Error(`execution ${name} still active after ${timeoutMs} ms`);
     },
     close: async () => {
-      for (const record of executions.values()) {
-        if (record.resource.state === 'ACTIVE') record.abort.abort(new WorkflowCancelledError());
-      }
+      const active = [...executions.values()].filter((record) => record.resource.state === 'ACTIVE');
+      for (const record of active) record.abort.abort(new WorkflowCancelledError());
       await Promise.allSettled([...executions.values()].map((record) => record.done));
       await callbacks.close();
       await api.close();
+      // One that reached its end on its own meanwhile was not cut short.
+      return active
+        .filter((record) => record.resource.state === 'CANCELLED')
+        .map((record) => record.resource);
     },
   };
 }

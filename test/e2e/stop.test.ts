@@ -1,15 +1,18 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PubSub } from '@google-cloud/pubsub';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readPubSubSnapshotFile } from '../../local/pubsub/persistence.js';
 import { ensureBuilt } from '../helpers/dist.js';
 import { type CliPlatform, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
 
 /**
  * What process managers and CI do: SIGTERM to the platform's whole process group, which takes
- * the Pub/Sub emulator and the function processes down at the same moment as `batchwire dev`
- * itself. The platform must still stop by itself (no restarts of what the signal took, each
- * step of the stop bounded) and exit, leaving nothing behind.
+ * the function processes down at the same moment as `batchwire dev` itself. The platform must
+ * still stop by itself (no restarts of what the signal took, each step of the stop bounded),
+ * save its Pub/Sub state under `--data` (its emulator runs in a group of its own, for that
+ * reason) and exit, leaving nothing behind.
  */
 
 const CONFIG_PATH = join(REPO_ROOT, 'test', 'fixtures', 'e2e', 'batchwire.yaml');
@@ -21,6 +24,20 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
+/** Processes whose working directory is `dir` (the platform runs its emulator in `--data`/pubsub). */
+function processesIn(dir: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readlinkSync(`/proc/${pid}/cwd`) === dir;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -31,7 +48,7 @@ const alive = (pid: number) => {
 };
 
 describe('batchwire dev and a SIGTERM to its process group', () => {
-  it('stops, exits and leaves no function process behind', { timeout: 180_000 }, async () => {
+  it('stops, saves its Pub/Sub state, exits and leaves no process behind', { timeout: 180_000 }, async () => {
     await ensureBuilt();
     // Arrange: the platform leading its own process group, with its own emulator and --data.
     const platform = await startCliPlatform({
@@ -49,6 +66,18 @@ describe('batchwire dev and a SIGTERM to its process group', () => {
       .map((line) => (JSON.parse(line) as { pid?: number }).pid)
       .filter((pid): pid is number => typeof pid === 'number');
     expect(functionPids).toHaveLength(3);
+    // A client's subscription with a message it has not read yet.
+    const pubsub = new PubSub({
+      projectId: 'batchwire-e2e',
+      apiEndpoint: platform.env.PUBSUB_EMULATOR_HOST,
+      emulatorMode: true,
+    });
+    const [topic] = await pubsub.createTopic('kept-across-sigterm');
+    await topic.createSubscription('kept-across-sigterm-reader');
+    await topic.publishMessage({ data: Buffer.from('unread'), attributes: { 'ce-id': 'unread-1' } });
+    await pubsub.close();
+    const emulatorPids = processesIn(join(dataDir, 'pubsub'));
+    expect(emulatorPids).toHaveLength(1);
 
     // Act: every process of the group gets the signal at once.
     process.kill(-platform.pid, 'SIGTERM');
@@ -66,5 +95,11 @@ describe('batchwire dev and a SIGTERM to its process group', () => {
     expect(platform.output()).toContain('"message":"stopped"');
     expect(platform.output()).not.toMatch(/restarted \(pid/);
     expect(functionPids.filter(alive)).toEqual([]);
+    expect(emulatorPids.filter(alive)).toEqual([]);
+    const file = join(dataDir, 'pubsub', 'snapshot.json');
+    expect(existsSync(file)).toBe(true);
+    const snapshot = readPubSubSnapshotFile(file);
+    const reader = snapshot?.subscriptions.find((s) => s.config.name.endsWith('/kept-across-sigterm-reader'));
+    expect(reader?.backlog.map((id) => snapshot?.messages[id]?.attributes['ce-id'])).toEqual(['unread-1']);
   });
 });
