@@ -3,15 +3,10 @@
  * jobs, task progress, states, results), or the same as JSON lines with `--json`.
  */
 
-export interface Activity {
-  /** Dotted kind, e.g. `upload`, `job.created`, `job.state`, `task.state`, `event.delivered`, `result`. */
-  kind: string;
-  message: string;
-  [key: string]: unknown;
-}
+import type { PlatformActivity } from '../activity.js';
 
 export interface DevConsole {
-  activity(activity: Activity): void;
+  activity(activity: PlatformActivity): void;
   /** One stdout/stderr line of a function process (JSON logs in Cloud Logging's shape, or text). */
   functionLine(fn: string, line: string): void;
 }
@@ -90,7 +85,7 @@ export interface SlotsSource {
  */
 export function followTaskSlots(
   slots: SlotsSource,
-  report: (activity: Activity) => void,
+  report: (activity: PlatformActivity) => void,
   intervalMs = 1_000,
 ): () => void {
   let timer: NodeJS.Timeout | undefined;

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { Backoff } from '../backoff.js';
 import type { ListeningMessage } from './function-preload.js';
 
 const require = createRequire(import.meta.url);
@@ -224,7 +225,12 @@ export async function superviseFunction(options: {
       health.state = 'restarting';
       health.pid = undefined;
       changed();
-      let delay = Date.now() - upSince >= policy.healthyAfterMs ? 0 : policy.initialDelayMs;
+      const backoff = new Backoff({
+        initialDelayMs: policy.initialDelayMs,
+        multiplier: 2,
+        maxDelayMs: policy.maxDelayMs,
+      });
+      let delay = Date.now() - upSince >= policy.healthyAfterMs ? 0 : backoff.next();
       let failures = 0;
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       options.onEvent(`${options.name} ${how}; restarting${delay ? ` in ${delay} ms` : ''}`);
@@ -243,7 +249,7 @@ export async function superviseFunction(options: {
           return;
         } catch (err) {
           failures += 1;
-          delay = Math.min(Math.max(delay * 2, policy.initialDelayMs), policy.maxDelayMs);
+          delay = backoff.next();
           if (failures >= policy.crashedAfter && health.state !== 'crashed') {
             health.state = 'crashed';
             changed();

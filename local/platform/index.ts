@@ -9,6 +9,7 @@ import { parseObjectName } from '../../shared/domain/object-path.js';
 import { buildPlan } from '../../shared/plan/build-plan.js';
 import { PermanentError } from '../../shared/runtime/errors.js';
 import { createLogger, type Logger } from '../../shared/runtime/logger.js';
+import type { PlatformActivity } from '../activity.js';
 import { startBatchService } from '../batch/server.js';
 import type { HealthCallback } from '../console/health.js';
 import { type ConsoleServer, startConsoleServer } from '../console/server.js';
@@ -21,7 +22,7 @@ import { startSchedulerApi } from '../scheduler/api.js';
 import { startScheduler } from '../scheduler/scheduler.js';
 import { startStorageServer } from '../storage/server.js';
 import { startWorkflowsService } from '../workflows/server.js';
-import { type Activity, type DevConsole, followTaskSlots } from './console.js';
+import { type DevConsole, followTaskSlots } from './console.js';
 import { gcloudApiOverrides, gcloudStorageEnv, removeEnvFile, writeEnvFile } from './env-file.js';
 import { type FunctionHealth, type SupervisedFunction, superviseFunction } from './function-process.js';
 import { interruptedFlowCompletions, publishFlowCompletions } from './interrupted-flows.js';
@@ -125,7 +126,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   const ports: Ports = { ...DEFAULT_PORTS, ...options.ports };
   // The web console starts last; until then there is no open page to tell.
   let webConsole: ConsoleServer | undefined;
-  const report = (activity: Activity) => {
+  const report = (activity: PlatformActivity) => {
     options.console.activity(activity);
     webConsole?.notify(activity);
   };

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { PlatformActivity } from '../../local/activity.js';
 import { TaskSlots } from '../../local/executor/index.js';
-import { type Activity, followTaskSlots } from '../../local/platform/console.js';
+import { followTaskSlots } from '../../local/platform/console.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -13,7 +14,7 @@ describe('followTaskSlots', () => {
   it('prints queued work at most once per interval, and once more when the queue is empty', async () => {
     // Arrange
     const slots = new TaskSlots(1);
-    const lines: Activity[] = [];
+    const lines: PlatformActivity[] = [];
     const stop = followTaskSlots(slots, (activity) => lines.push(activity), 1_000);
 
     // Act: one job runs, three wait; all of it within one interval
@@ -38,7 +39,7 @@ describe('followTaskSlots', () => {
   it('prints nothing while no job waits', async () => {
     // Arrange
     const slots = new TaskSlots(2);
-    const lines: Activity[] = [];
+    const lines: PlatformActivity[] = [];
     followTaskSlots(slots, (activity) => lines.push(activity), 1_000);
 
     // Act
