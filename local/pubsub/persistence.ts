@@ -39,13 +39,13 @@ export interface PubSubSnapshot {
   >;
 }
 
-type Clients = {
+export type EmulatorClients = {
   publisher: InstanceType<typeof import('@google-cloud/pubsub').v1.PublisherClient>;
   subscriber: InstanceType<typeof import('@google-cloud/pubsub').v1.SubscriberClient>;
 };
 
 /** gax clients for the emulator at `host` (plaintext, no credentials). */
-async function clientsFor(host: string): Promise<Clients & { close(): Promise<void> }> {
+export async function emulatorClients(host: string): Promise<EmulatorClients & { close(): Promise<void> }> {
   const [{ v1 }, { credentials }] = await Promise.all([
     import('@google-cloud/pubsub'),
     import('@grpc/grpc-js'),
@@ -87,7 +87,7 @@ export async function readPubSubSnapshot(host: string, project: string): Promise
     () => false,
   );
   if (!alive) throw new Error(`the Pub/Sub emulator at ${host} is gone: its messages could not be saved`);
-  const clients = await clientsFor(host);
+  const clients = await emulatorClients(host);
   try {
     const { publisher, subscriber } = clients;
     const [topics] = await publisher.listTopics({ project: `projects/${project}` }, { autoPaginate: true });
@@ -169,7 +169,7 @@ export async function readPubSubSnapshot(host: string, project: string): Promise
  */
 export async function restorePubSubSnapshot(host: string, snapshot: PubSubSnapshot): Promise<RestoreOutcome> {
   const outcome: RestoreOutcome = { unacknowledged: [] };
-  const clients = await clientsFor(host);
+  const clients = await emulatorClients(host);
   try {
     const { publisher, subscriber } = clients;
     if (snapshot.ackIdsUsed !== undefined) {
@@ -259,7 +259,11 @@ const ACK_TIMEOUT_MS = 10_000;
  * lease extended) until the end and then released (deadline 0), so the same messages are not
  * pulled over and over while the unwanted ones are looked for.
  */
-async function acknowledge(clients: Clients, subscription: string, ids: Set<string>): Promise<number> {
+async function acknowledge(
+  clients: EmulatorClients,
+  subscription: string,
+  ids: Set<string>,
+): Promise<number> {
   const { subscriber } = clients;
   const kept: string[] = [];
   const deadline = Date.now() + ACK_TIMEOUT_MS;
@@ -311,7 +315,7 @@ function ackIdNumber(ackId: string | null | undefined): number | undefined {
 }
 
 /** Creates the probe topic and subscription and publishes `count` messages to it. */
-async function openProbe(clients: Clients, project: string, count: number) {
+async function openProbe(clients: EmulatorClients, project: string, count: number) {
   const topic = `projects/${project}/topics/${ACK_ID_PROBE}`;
   const subscription = `projects/${project}/subscriptions/${ACK_ID_PROBE}`;
   await clients.publisher.createTopic({ name: topic }).catch(ignoreAlreadyExists);
@@ -334,7 +338,7 @@ async function openProbe(clients: Clients, project: string, count: number) {
  * subscription, so the id of one more delivery tells. Undefined when the emulator's ack ids
  * are not numbered that way.
  */
-async function lastAckId(clients: Clients, project: string): Promise<number | undefined> {
+async function lastAckId(clients: EmulatorClients, project: string): Promise<number | undefined> {
   const probe = await openProbe(clients, project, 1);
   try {
     for (let empty = 0; empty < EMPTY_PULLS_TO_STOP; empty++) {
@@ -359,7 +363,7 @@ async function lastAckId(clients: Clients, project: string): Promise<number | un
  * retries UNAVAILABLE): without this, such an ack would acknowledge the new message that got
  * its id, which its subscriber may never have seen.
  */
-async function skipAckIds(clients: Clients, project: string, through: number): Promise<void> {
+async function skipAckIds(clients: EmulatorClients, project: string, through: number): Promise<void> {
   const probe = await openProbe(clients, project, Math.min(through, PULL_BATCH));
   try {
     let highest = 0;

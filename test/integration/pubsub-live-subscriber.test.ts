@@ -2,12 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Message, PubSub, v1 } from '@google-cloud/pubsub';
-import { credentials } from '@grpc/grpc-js';
+import { type Message, PubSub } from '@google-cloud/pubsub';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { type PubSubEmulator, startPubSubEmulator } from '../../local/pubsub/emulator.js';
 import { type KeptPubSub, keepPubSubState } from '../../local/pubsub/kept-state.js';
-import { readPubSubSnapshotFile } from '../../local/pubsub/persistence.js';
+import { emulatorClients, readPubSubSnapshotFile } from '../../local/pubsub/persistence.js';
 
 /**
  * A streaming subscriber (the real client library) kept running while the platform's Pub/Sub
@@ -59,14 +58,9 @@ async function publish(host: string, topic: string, ids: string[]): Promise<void
 /** The number in the ack id of one more delivery on the emulator at `host`. */
 async function nextAckIdNumber(host: string): Promise<number> {
   await publish(host, 'probe', ['probe']);
-  const [servicePath, port] = host.split(':');
-  const client = new v1.SubscriberClient({
-    servicePath,
-    port: Number(port),
-    sslCreds: credentials.createInsecure(),
-  });
+  const clients = await emulatorClients(host);
   try {
-    const [response] = await client.pull({
+    const [response] = await clients.subscriber.pull({
       subscription: `projects/${project}/subscriptions/probe`,
       maxMessages: 1,
       returnImmediately: false,
@@ -74,7 +68,7 @@ async function nextAckIdNumber(host: string): Promise<number> {
     const ackId = response.receivedMessages?.[0]?.ackId ?? '';
     return Number(ackId.slice(ackId.lastIndexOf(':') + 1));
   } finally {
-    await client.close();
+    await clients.close();
   }
 }
 

@@ -2,7 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { type Message, PubSub } from '@google-cloud/pubsub';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type PubSubEmulator, startPubSubEmulator } from '../../local/pubsub/emulator.js';
-import { readPubSubSnapshot, restorePubSubSnapshot } from '../../local/pubsub/persistence.js';
+import {
+  emulatorClients,
+  readPubSubSnapshot,
+  restorePubSubSnapshot,
+} from '../../local/pubsub/persistence.js';
 
 /**
  * What `--data` keeps of Pub/Sub: the run's emulator is the one that "stops" (its state is read
@@ -51,23 +55,16 @@ async function drain(pubsub: PubSub, subscription: string, count: number): Promi
 
 /** Pulls once (waiting briefly): what a subscription holds beyond what a test expected. */
 async function pullRest(pubsub: PubSub, subscription: string): Promise<number> {
-  const { v1 } = await import('@google-cloud/pubsub');
-  const { credentials } = await import('@grpc/grpc-js');
-  const [servicePath, port] = (pubsub.options.apiEndpoint as string).split(':');
-  const client = new v1.SubscriberClient({
-    servicePath,
-    port: Number(port),
-    sslCreds: credentials.createInsecure(),
-  });
+  const clients = await emulatorClients(pubsub.options.apiEndpoint as string);
   try {
-    const [response] = await client.pull({
+    const [response] = await clients.subscriber.pull({
       subscription: `projects/${project}/subscriptions/${subscription}`,
       maxMessages: 100,
       returnImmediately: true,
     });
     return response.receivedMessages?.length ?? 0;
   } finally {
-    await client.close();
+    await clients.close();
   }
 }
 
