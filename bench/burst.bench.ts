@@ -76,7 +76,15 @@ async function startPlatform(
   log: (message: string) => void,
 ): Promise<Platform> {
   const workDir = mkdtempSync(join(tmpdir(), 'batchwire-burst-'));
-  const args = [CLI, 'dev', '--json', '--no-schedules'];
+  // BENCH_BURST_PROFILE=<dir> writes a V8 CPU profile of `batchwire dev` there when it stops.
+  const profile = process.env.BENCH_BURST_PROFILE;
+  const args = [
+    ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []),
+    CLI,
+    'dev',
+    '--json',
+    '--no-schedules',
+  ];
   for (const name of Object.keys(DEFAULT_PORTS)) args.push(`--${kebab(name)}-port`, String(await freePort()));
   if (maxTasks) args.push('--max-tasks', maxTasks);
   const env: NodeJS.ProcessEnv = {
