@@ -18,6 +18,20 @@ const PRODUCT = 'mlops-template';
 const CLIENTS = ['acme', 'globex'];
 /** What a local Batch task's command line contains (the config's `local.images` commands). */
 const TASK_PATTERNS = ['dist/tasks/'];
+/**
+ * The kind of a platform process, from its command line: `batchwire dev` itself, Google's
+ * Pub/Sub emulator, each function (by its functions-framework target), the Batch tasks.
+ */
+function processKind(args: string): string {
+  if (TASK_PATTERNS.some((pattern) => args.includes(pattern))) return 'task';
+  if (args.includes('pubsub-emulator')) return 'emulator';
+  const target = /--target=(\S+)/.exec(args)?.[1];
+  if (target) return target;
+  if (args.includes('cli.js dev')) return 'dev';
+  return 'other';
+}
+/** The kinds reported one by one, in this order (tasks by their reaped time). */
+const REPORTED_KINDS = ['dev', 'emulator', 'onUpload', 'onComplete', 'onSchedule'];
 /** The targets of issue 9 on a 2-core machine. */
 const TARGET = { resultsPerSecond: 3, rssMiB: 1024 };
 
@@ -46,7 +60,15 @@ async function startPlatform(
   log: (message: string) => void,
 ): Promise<Platform> {
   const workDir = mkdtempSync(join(tmpdir(), 'batchwire-burst-'));
-  const args = [CLI, 'dev', '--json', '--no-schedules'];
+  // BENCH_BURST_PROFILE=<dir> writes a V8 CPU profile of `batchwire dev` there when it stops.
+  const profile = process.env.BENCH_BURST_PROFILE;
+  const args = [
+    ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []),
+    CLI,
+    'dev',
+    '--json',
+    '--no-schedules',
+  ];
   // Port 0 for every service: each binds a port of its own choosing; `.batchwire/env` says which.
   for (const name of Object.keys(DEFAULT_PORTS) as PortName[]) args.push(portFlag(name), '0');
   if (maxTasks) args.push('--max-tasks', maxTasks);
@@ -141,7 +163,7 @@ export const benchmark: Benchmark = {
     process.env.METADATA_SERVER_DETECTION ??= 'none';
     const config = loadConfig({ ...process.env, BATCHWIRE_CONFIG: CONFIG });
     const platform = await startPlatform(maxTasks, log);
-    const watcher = watchTree(platform.pid, TASK_PATTERNS);
+    const watcher = watchTree(platform.pid, TASK_PATTERNS, processKind);
     const subscriptions: Subscription[] = [];
     const [{ Storage }, { PubSub }] = await Promise.all([
       import('@google-cloud/storage'),
@@ -212,7 +234,7 @@ export const benchmark: Benchmark = {
         start: 0,
         error: undefined as string | undefined,
       }));
-      const cpuBefore = await treeCpuSeconds(platform.pid);
+      const cpuBefore = await treeCpuSeconds(platform.pid, processKind);
       const burstStart = Date.now();
       await Promise.all(
         uploads.map(async (upload, index) => {
@@ -238,7 +260,7 @@ export const benchmark: Benchmark = {
         Math.max(120_000, accepted.length * 2_000),
       );
       clearInterval(progress);
-      const cpuAfter = await treeCpuSeconds(platform.pid);
+      const cpuAfter = await treeCpuSeconds(platform.pid, processKind);
       const cpuSeconds = cpuAfter.total - cpuBefore.total;
       const taskCpuSeconds = cpuAfter.reapedByRoot - cpuBefore.reapedByRoot;
       // Duplicates arrive late if at all: give them a few seconds before counting.
@@ -291,6 +313,12 @@ export const benchmark: Benchmark = {
         // per result, and what this machine's cores would sustain at that cost if idle.
         { metric: 'platform CPU per result (process tree)', value: cpuPerResult, unit: 'CPU s' },
         { metric: '… of which the task processes', value: taskCpuPerResult, unit: 'CPU s' },
+        ...REPORTED_KINDS.map((kind) => ({
+          metric: `… of which ${kind}`,
+          value:
+            ((cpuAfter.byKind[kind] ?? 0) - (cpuBefore.byKind[kind] ?? 0)) / Math.max(1, latencies.length),
+          unit: 'CPU s',
+        })),
         {
           metric: `results per second if ${availableParallelism()} cores were idle (from CPU)`,
           value: availableParallelism() / cpuPerResult,
@@ -309,6 +337,12 @@ export const benchmark: Benchmark = {
           unit: 'MiB',
           expect: { max: TARGET.rssMiB },
         },
+        // Each kind's own peak (not necessarily at the same moment as the tree's).
+        ...[...REPORTED_KINDS, 'task'].map((kind) => ({
+          metric: `peak RSS of ${kind === 'task' ? 'the task processes' : kind}`,
+          value: (tree.peakRssBytesByKind[kind] ?? 0) / 1024 / 1024,
+          unit: 'MiB',
+        })),
       ];
       return measurements;
     } finally {

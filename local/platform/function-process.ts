@@ -12,6 +12,16 @@ export function functionsFrameworkMain(): string {
   return join(dirname(require.resolve('@google-cloud/functions-framework')), 'main.js');
 }
 
+/**
+ * V8 flags of each function process. `--optimize-for-size` makes V8 grow its heap in smaller
+ * steps and collect sooner: a function instance mostly waits on its clients, and three of them
+ * run beside the platform on a developer's machine. Measured in the same 200-upload burst
+ * (`BENCH_BURST_N=200 node dist/bench/run.js burst`, two runs side by side): peak RSS onComplete
+ * 165 → 122 MiB, onUpload 125 → 106, onSchedule 86 → 71; their CPU per result unchanged
+ * within the 0.01 s the bench resolves.
+ */
+export const FUNCTION_NODE_FLAGS: readonly string[] = ['--optimize-for-size'];
+
 export interface FunctionProcess {
   name: string;
   url: string;
@@ -46,6 +56,7 @@ export async function startFunctionProcess(options: {
   const child: ChildProcess = spawn(
     process.execPath,
     [
+      ...FUNCTION_NODE_FLAGS,
       '--import',
       new URL('./function-preload.js', import.meta.url).href,
       functionsFrameworkMain(),

@@ -1,9 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { type Message, PubSub } from '@google-cloud/pubsub';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import {
+  EMULATOR_JVM_OPTIONS,
   findPubSubEmulator,
   PubSubEmulatorMissingError,
   PubSubEmulatorPortInUseError,
@@ -14,7 +16,13 @@ const PROJECT = 'batchwire-test';
 const saved = { ...process.env };
 
 afterEach(() => {
-  for (const name of ['PATH', 'JAVA_HOME', 'CLOUDSDK_ROOT_DIR', 'PUBSUB_EMULATOR_HOST'] as const) {
+  for (const name of [
+    'PATH',
+    'JAVA_HOME',
+    'CLOUDSDK_ROOT_DIR',
+    'PUBSUB_EMULATOR_HOST',
+    'CLOUD_PUBSUB_EMULATOR_OPTS',
+  ] as const) {
     if (saved[name] === undefined) delete process.env[name];
     else process.env[name] = saved[name];
   }
@@ -115,6 +123,30 @@ describe('startPubSubEmulator', () => {
       await new Promise((resolve) => occupier.close(resolve));
     }
     expect(await answers(port)).toBe(false);
+  });
+
+  it('runs the JVM with its small-footprint options unless CLOUD_PUBSUB_EMULATOR_OPTS says otherwise', async () => {
+    // Arrange
+    delete process.env.PUBSUB_EMULATOR_HOST;
+    delete process.env.CLOUD_PUBSUB_EMULATOR_OPTS;
+    const javaCommandLine = (port: number) =>
+      execFileSync('ps', ['-e', '-o', 'args='], { encoding: 'utf8' })
+        .split('\n')
+        .find((line) => line.includes('cloud-pubsub-emulator') && line.includes(`--port=${port}`)) ?? '';
+
+    // Act
+    const byDefault = await startPubSubEmulator();
+    const defaultCommand = javaCommandLine(byDefault.port);
+    await byDefault.stop();
+    process.env.CLOUD_PUBSUB_EMULATOR_OPTS = '-Xmx300m';
+    const chosen = await startPubSubEmulator();
+    const chosenCommand = javaCommandLine(chosen.port);
+    await chosen.stop();
+
+    // Assert
+    expect(defaultCommand).toContain(`java ${EMULATOR_JVM_OPTIONS} -jar`);
+    expect(chosenCommand).toContain('java -Xmx300m -jar');
+    expect(chosenCommand).not.toContain('-XX:TieredStopAtLevel=1');
   });
 
   it('finds the emulator inside the installed gcloud SDK', () => {
