@@ -21,8 +21,8 @@ const CONFIG_PATH = join(REPO_ROOT, 'test', 'fixtures', 'e2e', 'batchwire.yaml')
 const config = parseConfig(readFileSync(CONFIG_PATH, 'utf8'), CONFIG_PATH);
 const PRODUCT = 'mlops-template';
 const CLIENT = 'acme';
-/** Enough that some results are published before the stop and some after it. */
-const UPLOADS = 8;
+/** One before the stop, and enough after it that their jobs cannot all finish before it. */
+const UPLOADS = 10;
 const dataDir = mkdtempSync(join(tmpdir(), 'batchwire-restart-'));
 const platforms: CliPlatform[] = [];
 let reader: PubSub | undefined;
@@ -83,19 +83,18 @@ describe('a restart with --data and a subscriber kept running across it', () => 
     const errors: string[] = [];
     subscription.on('error', (err) => errors.push(err.message));
 
-    // Act: a burst of uploads; once results flow, SIGTERM, and a start on the same addresses.
+    // Act: a first upload whose result shows the subscriber reads; then a burst, a flow and, at
+    // once, SIGTERM and a start on the same addresses. With one task slot the burst's jobs run one
+    // after another, so most of their results cross the restart.
     const storage = new Storage({ apiEndpoint: first.env.STORAGE_EMULATOR_HOST, projectId: config.project });
-    const uploads = await Promise.all(
-      Array.from({ length: UPLOADS }, async (_, k) => {
-        const name = `${PRODUCT}/${CLIENT}/inputs/restart-${k}.jsonl`;
-        await storage.bucket(config.bucket).file(name).save(`{"text":"restart ${k}"}\n`);
-        return `gs://${config.bucket}/${name}`;
-      }),
-    );
-    await vi.waitFor(() => expect(received.size).toBeGreaterThanOrEqual(2), {
-      timeout: 60_000,
-      interval: 100,
-    });
+    const upload = async (k: number) => {
+      const name = `${PRODUCT}/${CLIENT}/inputs/restart-${k}.jsonl`;
+      await storage.bucket(config.bucket).file(name).save(`{"text":"restart ${k}"}\n`);
+      return `gs://${config.bucket}/${name}`;
+    };
+    const uploads = [await upload(0)];
+    await vi.waitFor(() => expect(received.size).toBe(1), { timeout: 60_000, interval: 100 });
+    uploads.push(...(await Promise.all(Array.from({ length: UPLOADS - 1 }, (_, k) => upload(k + 1)))));
 
     // A flow started now waits for a task slot: it is running when the stop comes.
     const job = `projects/${config.project}/locations/${config.region}/jobs/bw-${PRODUCT}-train-${CLIENT}`;
