@@ -61,6 +61,9 @@ async function startPlatform(
 ): Promise<Platform> {
   const workDir = mkdtempSync(join(tmpdir(), 'batchwire-burst-'));
   // BENCH_BURST_PROFILE=<dir> writes a V8 CPU profile of `batchwire dev` there when it stops.
+  // The profiler keeps its samples in the process until then: with it, dev's RSS grows about
+  // 1 MiB per second of the run and its CPU per result nearly doubles, so read dev's memory and
+  // CPU from a run without it.
   const profile = process.env.BENCH_BURST_PROFILE;
   const args = [
     ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []),

@@ -4,28 +4,33 @@ import type { ServiceHealth } from './api-types.js';
 /** A service of the local platform and how to tell it is alive. */
 export interface ServiceProbe {
   name: string;
-  /** An http URL (any HTTP answer means up) or host:port (an accepted TCP connection means up). */
+  /** An http URL or host:port: the service is up when its port accepts a TCP connection. */
   address: string;
 }
 
 /** What the platform may tell the console itself (e.g. a supervisor that restarts functions). */
 export type HealthCallback = () => Promise<Record<string, { up: boolean; detail?: string }>>;
 
-async function probe(address: string): Promise<{ up: boolean; detail: string }> {
+/** The host and port an http URL or a host:port names. */
+function endpoint(address: string): { host: string; port: number } {
   if (address.startsWith('http')) {
-    try {
-      await fetch(address, { signal: AbortSignal.timeout(1_500) });
-      return { up: true, detail: '' };
-    } catch (err) {
-      return {
-        up: false,
-        detail: `no answer at ${address} (${(err as Error).cause ?? (err as Error).message})`,
-      };
-    }
+    const url = new URL(address);
+    return { host: url.hostname, port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
   }
   const [host, port] = address.split(':');
+  return { host: host || '127.0.0.1', port: Number(port) };
+}
+
+/**
+ * An accepted connection means up. No request is sent: an HTTP GET every 2 s would reach each
+ * function's handler (which answers a GET 405 and logs a warning) and cost the platform CPU for
+ * nothing a connection does not tell; what a port cannot tell (a function restarting, crashed)
+ * comes from the platform's own health.
+ */
+async function probe(address: string): Promise<{ up: boolean; detail: string }> {
+  const { host, port } = endpoint(address);
   return new Promise((resolve) => {
-    const socket = net.connect({ host: host ?? '127.0.0.1', port: Number(port) });
+    const socket = net.connect({ host, port });
     const done = (up: boolean, detail: string) => {
       socket.destroy();
       resolve({ up, detail });

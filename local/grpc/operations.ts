@@ -33,6 +33,12 @@ const LOCATION = /^projects\/[^/]+\/locations\/[^/]+$/;
 /** WaitOperation's default and longest wait, as the API documents them. */
 const DEFAULT_WAIT_MS = 60_000;
 const MAX_WAIT_MS = 300_000;
+/**
+ * Finished operations kept for GetOperation and ListOperations; the oldest are forgotten first,
+ * as Google expires finished operations. Without a bound, a platform that runs for days would
+ * hold one operation per DeleteJob it ever answered. Operations under way are always kept.
+ */
+const KEEP_DONE = 1_000;
 
 /** The methods of `google.longrunning.Operations`. */
 export type OperationsMethod =
@@ -78,7 +84,21 @@ export class OperationStore<Op extends Operation = Operation> {
 
   add<T extends Op>(operation: T): T {
     this.operations.set(operation.name, operation);
+    this.forgetOldestDone();
     return operation;
+  }
+
+  /** Forgets finished operations, oldest first, beyond {@link KEEP_DONE}. */
+  private forgetOldestDone(): void {
+    let done = 0;
+    for (const operation of this.operations.values()) if (operation.done) done++;
+    if (done <= KEEP_DONE) return;
+    for (const [name, operation] of this.operations) {
+      if (done <= KEEP_DONE) break;
+      if (!operation.done) continue;
+      this.operations.delete(name);
+      done--;
+    }
   }
 
   /** The operation named `name`: INVALID_ARGUMENT for a malformed name, NOT_FOUND for an unknown one. */

@@ -105,6 +105,22 @@ describe('operation store', () => {
     expect(() => store.list({ name: LOCATION, filter: 'done=true' })).toThrow(/not supported/);
   });
 
+  it('forgets the oldest finished operations beyond 1,000, and keeps those under way', () => {
+    // Arrange: one operation under way, then 1,001 finished ones (a DeleteJob each)
+    const store = new OperationStore();
+    store.add({ name: `${LOCATION}/operations/running`, done: false });
+
+    // Act
+    for (let i = 0; i <= 1_000; i++)
+      store.add(finishedOperation(`${LOCATION}/operations/done-${i}`, response));
+
+    // Assert
+    expect(() => store.get(`${LOCATION}/operations/done-0`)).toThrow(/was not found/);
+    expect(store.get(`${LOCATION}/operations/done-1`).done).toBe(true);
+    expect(store.get(`${LOCATION}/operations/done-1000`).done).toBe(true);
+    expect(store.get(`${LOCATION}/operations/running`).done).toBe(false);
+  });
+
   it('wakes a WaitOperation caller when the operation completes, with its error', async () => {
     const store = new OperationStore();
     const operation: Operation = store.add({ name: `${LOCATION}/operations/run`, done: false });
