@@ -10,7 +10,7 @@ import { startStorageServer } from '../local/storage/server.js';
 import type { BenchMeasurement, Benchmark } from './bench.js';
 
 const MiB = 1024 * 1024;
-const INFERENCE = join(dirname(fileURLToPath(import.meta.url)), '../jobs/inference/main.js');
+const INFERENCE = join(dirname(fileURLToPath(import.meta.url)), '../reference-tasks/inference/main.js');
 
 /** Writes a JSONL file of about `bytes` bytes: varied texts, as a client's upload would be. */
 async function writeInput(path: string, bytes: number): Promise<number> {

@@ -11,11 +11,11 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /**
  * What each fresh process runs: bare node (the floor no task can go below), the inference task
  * as tsc compiles it (Storage loaded from node_modules), and as the images and `local.images`
- * run it (bundled by dist/jobs/bundle.js).
+ * run it (bundled by dist/reference-tasks/bundle.js).
  */
 const SCENARIOS = {
   bare: ['-e', '0'],
-  compiled: [join(REPO, 'dist', 'jobs', 'inference', 'main.js')],
+  compiled: [join(REPO, 'dist', 'reference-tasks', 'inference', 'main.js')],
   bundled: [join(REPO, 'dist', 'tasks', 'inference.js')],
 } as const;
 type Scenario = keyof typeof SCENARIOS;
@@ -86,7 +86,7 @@ async function startCpuSeconds(scenario: Scenario, storageHost: string): Promise
 export const benchmark: Benchmark = {
   name: 'task-start',
   description:
-    'CPU of an inference task up to its first Storage call: bundled (dist/tasks) vs compiled (dist/jobs) vs bare node (median of fresh processes)',
+    'CPU of an inference task up to its first Storage call: bundled (dist/tasks) vs compiled (dist/reference-tasks) vs bare node (median of fresh processes)',
   async run({ large, log }) {
     if (process.platform !== 'linux') throw new Error('task-start reads /proc/self/stat (Linux only)');
     const runs = large ? 21 : 7;

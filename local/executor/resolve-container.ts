@@ -18,7 +18,7 @@ export class UnmappedImageError extends PermanentError {
   }
 }
 
-/** A word of a configured command that names a file relative to the config, such as `dist/jobs/x.js`. */
+/** A word of a configured command that names a file relative to the config, such as `dist/reference-tasks/x.js`. */
 function isRelativePath(word: string): boolean {
   return !isAbsolute(word) && !word.startsWith('-') && (word.includes('/') || word.startsWith('.'));
 }

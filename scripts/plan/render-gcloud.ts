@@ -94,7 +94,7 @@ export function renderGcloud(plan: Plan, source: { configFile: string; client?: 
   }
 
   if (plan.imageBuilds.length > 0) {
-    section('Task images (jobs/Dockerfile, built by Cloud Build)');
+    section('Task images (reference-tasks/Dockerfile, built by Cloud Build)');
     for (const build of plan.imageBuilds) {
       const registry = build.registry.replace(`/${plan.project}/`, '/$PROJECT/');
       out.push(

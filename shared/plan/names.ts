@@ -136,7 +136,7 @@ export function artifactRepository(
   return { location, project, repository };
 }
 
-/** The reference task images that `cloudbuild.yaml` builds from `jobs/Dockerfile`. */
+/** The reference task images that `cloudbuild.yaml` builds from `reference-tasks/Dockerfile`. */
 export const REFERENCE_TASKS = ['inference', 'train', 'metadata'] as const;
 
 /** Every flow of every product, with the names derived from it. */

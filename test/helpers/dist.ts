@@ -4,15 +4,15 @@ import { join } from 'node:path';
 import { REPO_ROOT } from './platform.js';
 
 /** The source folders tsconfig.json compiles into dist/. */
-const SOURCE_DIRS = ['functions', 'shared', 'jobs', 'local', 'scripts', 'bench'];
+const SOURCE_DIRS = ['functions', 'shared', 'reference-tasks', 'local', 'scripts', 'bench'];
 /** What the tests that spawn built code run, as tsc writes it. */
 const COMPILED = [
   'dist/functions/index.js',
   'dist/scripts/cli.js',
   'dist/local/platform/function-preload.js',
-  'dist/jobs/bundle.js',
+  'dist/reference-tasks/bundle.js',
 ];
-/** The reference tasks, bundled from the compiled code by dist/jobs/bundle.js. */
+/** The reference tasks, bundled from the compiled code by dist/reference-tasks/bundle.js. */
 const BUNDLED = ['dist/tasks/inference.js', 'dist/tasks/train.js', 'dist/tasks/metadata.js'];
 const ENTRY_POINTS = [...COMPILED, ...BUNDLED];
 const LOCK_DIR = join(REPO_ROOT, 'dist', '.test-build-lock');
@@ -49,7 +49,7 @@ export async function ensureBuilt(): Promise<void> {
       // only a build that produced nothing is a failure here.
       if (COMPILED.some((file) => !existsSync(join(REPO_ROOT, file)))) throw err;
     }
-    execFileSync(process.execPath, [join(REPO_ROOT, 'dist', 'jobs', 'bundle.js')], {
+    execFileSync(process.execPath, [join(REPO_ROOT, 'dist', 'reference-tasks', 'bundle.js')], {
       cwd: REPO_ROOT,
       stdio: 'pipe',
     });

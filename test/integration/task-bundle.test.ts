@@ -9,7 +9,7 @@ import { ensureBuilt } from '../helpers/dist.js';
 import { REPO_ROOT } from '../helpers/platform.js';
 import { runTask } from '../helpers/tasks.js';
 
-// The task image holds only package.json and dist/tasks/ (jobs/Dockerfile): no node_modules.
+// The task image holds only package.json and dist/tasks/ (reference-tasks/Dockerfile): no node_modules.
 // A copy laid out the same way, outside the repository, proves the bundles carry every
 // dependency they load, lazily loaded chunks included.
 const BUCKET = 'batchwire-bundle-it';

@@ -3,7 +3,11 @@ import { resolveContainer, UnmappedImageError } from '../../local/executor/index
 
 describe('resolveContainer', () => {
   const images = {
-    'europe-docker.pkg.dev/p/r/inference:latest': ['node', 'dist/jobs/inference/main.js', '--flag'],
+    'europe-docker.pkg.dev/p/r/inference:latest': [
+      'node',
+      'dist/reference-tasks/inference/main.js',
+      '--flag',
+    ],
   };
 
   it('maps an image to its local command, resolving relative paths against baseDir and appending commands', () => {
@@ -12,7 +16,7 @@ describe('resolveContainer', () => {
         imageUri: 'europe-docker.pkg.dev/p/r/inference:latest',
         commands: ['a', 'b'],
       }),
-    ).toEqual(['node', '/repo/dist/jobs/inference/main.js', '--flag', 'a', 'b']);
+    ).toEqual(['node', '/repo/dist/reference-tasks/inference/main.js', '--flag', 'a', 'b']);
   });
 
   it('lets an explicit entrypoint replace the configured command', () => {

@@ -1,7 +1,7 @@
 /**
- * Bundles the compiled reference tasks (dist/jobs/<task>/main.js, from tsc) into
+ * Bundles the compiled reference tasks (dist/reference-tasks/<task>/main.js, from tsc) into
  * dist/tasks/<task>.js, the files the task images and `local.images` run:
- * `node dist/jobs/bundle.js` after `tsc`.
+ * `node dist/reference-tasks/bundle.js` after `tsc`.
  *
  * Why: a task is a short-lived process, so its start-up is a real share of its cost. Loading
  * `@google-cloud/storage` from node_modules means resolving, reading and compiling a few
@@ -10,7 +10,7 @@
  * imported lazily, so a task that fails its environment checks starts without it.
  *
  * The Storage client, shared by the three tasks, is one CommonJS file,
- * `chunks/storage-client.cjs`, loaded with V8's code cache made here (jobs/lib/code-cache.ts):
+ * `chunks/storage-client.cjs`, loaded with V8's code cache made here (reference-tasks/lib/code-cache.ts):
  * compiling it was still the largest part of a small task's CPU.
  */
 import { execFileSync } from 'node:child_process';
@@ -73,7 +73,7 @@ export async function bundleTasks(dist = DIST): Promise<void> {
 
   // 2. The tasks, where `@google-cloud/storage` is that file, loaded with its code cache. Only
   // the names the tasks use are exported: a new one fails the build here, not a task.
-  const codeCache = pathToFileURL(join(dist, 'jobs', 'lib', 'code-cache.js')).href;
+  const codeCache = pathToFileURL(join(dist, 'reference-tasks', 'lib', 'code-cache.js')).href;
   const storageModule = [
     `import { fileURLToPath } from 'node:url';`,
     `import { requireWithCodeCache } from '${codeCache}';`,
@@ -81,7 +81,9 @@ export async function bundleTasks(dist = DIST): Promise<void> {
     'export const Storage = client.Storage;',
   ].join('\n');
   await build({
-    input: Object.fromEntries(TASK_NAMES.map((task) => [task, join(dist, 'jobs', task, 'main.js')])),
+    input: Object.fromEntries(
+      TASK_NAMES.map((task) => [task, join(dist, 'reference-tasks', task, 'main.js')]),
+    ),
     platform: 'node',
     onLog: failOnWarnings,
     plugins: [virtualModule(STORAGE_PACKAGE, storageModule)],

@@ -1,5 +1,5 @@
 /**
- * Errors of the reference tasks. `jobs/` is built into its own image and does not import
+ * Errors of the reference tasks. `reference-tasks/` is built into its own image and does not import
  * `shared/`, so it carries its own two-kind split: a task exits 2 for a usage error (the
  * environment is wrong; a retry cannot help) and 1 for anything else.
  */
