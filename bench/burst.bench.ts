@@ -4,10 +4,10 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Message, Subscription } from '@google-cloud/pubsub';
-import { parseEnvFile } from '../local/platform/env-file.js';
-import { DEFAULT_PORTS, type PortName, portFlag } from '../local/platform/ports.js';
-import { loadConfig } from '../shared/config/load.js';
-import { outputTopic } from '../shared/plan/names.js';
+import { parseEnvFile } from '#local/platform/env-file.js';
+import { DEFAULT_PORTS, type PortName, portFlag } from '#local/platform/ports.js';
+import { loadConfig } from '#shared/config/load.js';
+import { outputTopic } from '#shared/plan/names.js';
 import type { BenchMeasurement, Benchmark } from './bench.js';
 import { treeCpuSeconds, watchTree } from './process-tree.js';
 

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBatchService } from '../local/batch/server.js';
-import { createJobsCache } from '../local/console/jobs-cache.js';
-import { createPlatformReader, jobRow, pageJobs } from '../local/console/platform-reader.js';
-import type { Config } from '../shared/config/schema.js';
+import { startBatchService } from '#local/batch/server.js';
+import { createJobsCache } from '#local/console/jobs-cache.js';
+import { createPlatformReader, jobRow, pageJobs } from '#local/console/platform-reader.js';
+import type { Config } from '#shared/config/schema.js';
 import { type BenchMeasurement, type Benchmark, median } from './bench.js';
 
 const PROJECT = 'bench-console';
@@ -35,7 +35,7 @@ export const benchmark: Benchmark = {
     const runs = large ? 31 : 9;
     process.env.METADATA_SERVER_DETECTION = 'none';
     const logDir = mkdtempSync(join(tmpdir(), 'bench-console-'));
-    const { createLogger } = await import('../shared/runtime/logger.js');
+    const { createLogger } = await import('#shared/runtime/logger.js');
     const batchService = await startBatchService({
       port: 0,
       images: {},

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Storage } from '@google-cloud/storage';
-import { startStorageServer } from '../local/storage/server.js';
+import { startStorageServer } from '#local/storage/server.js';
 import type { BenchMeasurement, Benchmark } from './bench.js';
 
 const MiB = 1024 * 1024;

@@ -1,9 +1,9 @@
-import { createBatchAdapter } from '../shared/clients/batch.js';
-import { createPubSubPublisher } from '../shared/clients/pubsub.js';
-import { createObjectStore } from '../shared/clients/storage.js';
-import { createWorkflowsExecutions } from '../shared/clients/workflows.js';
-import type { Config } from '../shared/config/schema.js';
-import type { Logger } from '../shared/runtime/logger.js';
+import { createBatchAdapter } from '#shared/clients/batch.js';
+import { createPubSubPublisher } from '#shared/clients/pubsub.js';
+import { createObjectStore } from '#shared/clients/storage.js';
+import { createWorkflowsExecutions } from '#shared/clients/workflows.js';
+import type { Config } from '#shared/config/schema.js';
+import type { Logger } from '#shared/runtime/logger.js';
 import type { OnCompleteDeps } from './on-complete.js';
 import type { OnScheduleDeps } from './on-schedule.js';
 import type { OnUploadDeps } from './on-upload.js';

@@ -12,9 +12,9 @@
  * runs, where functions-framework's CloudEvent middleware would answer 500 (retried forever).
  */
 import { http } from '@google-cloud/functions-framework';
-import { getConfig } from '../shared/config/load.js';
-import { cloudEventEndpoint } from '../shared/runtime/cloud-event-endpoint.js';
-import { logger } from '../shared/runtime/logger.js';
+import { getConfig } from '#shared/config/load.js';
+import { cloudEventEndpoint } from '#shared/runtime/cloud-event-endpoint.js';
+import { logger } from '#shared/runtime/logger.js';
 import { functionDeps } from './deps.js';
 import { createOnComplete } from './on-complete.js';
 import { createOnSchedule } from './on-schedule.js';

@@ -1,9 +1,9 @@
 import type { CloudEventV1 } from 'cloudevents';
-import type { Config } from '../shared/config/schema.js';
-import { type CompletionDeps, handleCompletion } from '../shared/domain/completion/handle.js';
-import { messageFromEventData } from '../shared/domain/completion/message.js';
-import { cloudEventFunction } from '../shared/runtime/cloud-event-function.js';
-import type { Logger } from '../shared/runtime/logger.js';
+import type { Config } from '#shared/config/schema.js';
+import { type CompletionDeps, handleCompletion } from '#shared/domain/completion/handle.js';
+import { messageFromEventData } from '#shared/domain/completion/message.js';
+import { cloudEventFunction } from '#shared/runtime/cloud-event-function.js';
+import type { Logger } from '#shared/runtime/logger.js';
 
 /** The Eventarc event type onComplete is triggered by (a Pub/Sub push is converted to it). */
 export const PUBSUB_MESSAGE_PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';

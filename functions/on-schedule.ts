@@ -1,11 +1,11 @@
 import type { HttpFunction } from '@google-cloud/functions-framework';
-import type { ObjectStore } from '../shared/clients/ports.js';
-import type { Config } from '../shared/config/schema.js';
-import { parseFlowRequest } from '../shared/domain/flow-request.js';
-import { type FlowExecutions, startFlow, triggerFromHeaders } from '../shared/domain/flow-start.js';
-import { httpFunction } from '../shared/runtime/http-function.js';
-import { HttpStatus } from '../shared/runtime/http-status.js';
-import { type Logger, logger } from '../shared/runtime/logger.js';
+import type { ObjectStore } from '#shared/clients/ports.js';
+import type { Config } from '#shared/config/schema.js';
+import { parseFlowRequest } from '#shared/domain/flow-request.js';
+import { type FlowExecutions, startFlow, triggerFromHeaders } from '#shared/domain/flow-start.js';
+import { httpFunction } from '#shared/runtime/http-function.js';
+import { HttpStatus } from '#shared/runtime/http-status.js';
+import { type Logger, logger } from '#shared/runtime/logger.js';
 
 /** Bodies above this are refused with 413: a flow request is a few hundred bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;

@@ -1,6 +1,6 @@
 import type { CloudEventV1 } from 'cloudevents';
-import { handleUpload, parseUploadEventData, type UploadDeps } from '../shared/domain/upload.js';
-import { cloudEventFunction } from '../shared/runtime/cloud-event-function.js';
+import { handleUpload, parseUploadEventData, type UploadDeps } from '#shared/domain/upload.js';
+import { cloudEventFunction } from '#shared/runtime/cloud-event-function.js';
 
 /** The Eventarc event type onUpload is triggered by. */
 export const STORAGE_OBJECT_FINALIZED = 'google.cloud.storage.object.v1.finalized';

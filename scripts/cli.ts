@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_PORTS, type PortName, portFlag } from '../local/platform/ports.js';
-import { BatchwireError } from '../shared/runtime/errors.js';
+import { DEFAULT_PORTS, type PortName, portFlag } from '#local/platform/ports.js';
+import { BatchwireError } from '#shared/runtime/errors.js';
 import { CliError } from './lib/context.js';
 
 // The CLI creates Google clients against the local cloud only: never probe the GCE metadata server.

@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { jobFailureDescription, jobStateDescription } from '../../shared/domain/batch-states.js';
+import { jobFailureDescription, jobStateDescription } from '#shared/domain/batch-states.js';
 import { runTaskGroup, type TaskSlots } from '../executor/index.js';
 import type { JobLifecycle } from './lifecycle.js';
 import type { JobRecord } from './records.js';

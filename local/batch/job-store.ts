@@ -1,6 +1,6 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from '../../shared/runtime/logger.js';
+import type { Logger } from '#shared/runtime/logger.js';
 import { readJsonRecords, writeFileAtomically } from '../atomic-file.js';
 import type { JobMessage, StatusEvent, TaskState } from './types.js';
 

@@ -5,7 +5,7 @@
  * written, so a late change of a deleted job cannot bring its file back. A failed write is
  * logged: the job goes on, only its survival of a restart is at stake.
  */
-import type { Logger } from '../../shared/runtime/logger.js';
+import type { Logger } from '#shared/runtime/logger.js';
 import type { JobStore } from './job-store.js';
 import { type JobRecord, toStored } from './records.js';
 

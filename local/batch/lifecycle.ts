@@ -4,8 +4,8 @@
  * record and reports the activity. Notifications of jobs failed at a restart can be held
  * until the platform has made the topics again.
  */
-import { jobStateDescription, taskStateDescription } from '../../shared/domain/batch-states.js';
-import type { Logger } from '../../shared/runtime/logger.js';
+import { jobStateDescription, taskStateDescription } from '#shared/domain/batch-states.js';
+import type { Logger } from '#shared/runtime/logger.js';
 import type { ActivityListener, PlatformActivity } from '../activity.js';
 import type { Clock } from '../clock.js';
 import type { TaskState as ExecutorTaskState } from '../executor/index.js';

@@ -1,5 +1,5 @@
 import type { PubSub, Topic } from '@google-cloud/pubsub';
-import type { Logger } from '../../shared/runtime/logger.js';
+import type { Logger } from '#shared/runtime/logger.js';
 import { PUBLISH_CALL_OPTIONS, PUBLISH_DEADLINE_MS } from './notification-retry.js';
 import type { JobMessage, JobNotificationMessage, JobState, TaskState } from './types.js';
 

@@ -8,8 +8,8 @@
  * completes the delete, CANCELLATION_IN_PROGRESS becomes CANCELLED.
  */
 import * as grpc from '@grpc/grpc-js';
-import { jobStateDescription } from '../../shared/domain/batch-states.js';
-import type { Logger } from '../../shared/runtime/logger.js';
+import { jobStateDescription } from '#shared/domain/batch-states.js';
+import type { Logger } from '#shared/runtime/logger.js';
 import type { Clock } from '../clock.js';
 import { grpcError } from '../grpc/protos.js';
 import { millis } from '../grpc/timestamp.js';

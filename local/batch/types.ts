@@ -4,8 +4,8 @@
  * strings). Only the fields the service reads or writes are typed; the rest pass through.
  */
 
-import type { BatchJobState } from '../../shared/domain/batch-job.js';
-import type { TaskState as BatchTaskState } from '../../shared/domain/batch-states.js';
+import type { BatchJobState } from '#shared/domain/batch-job.js';
+import type { TaskState as BatchTaskState } from '#shared/domain/batch-states.js';
 import type { Duration, Timestamp } from '../grpc/timestamp.js';
 
 /** Job states as Batch reports them: the same type the core reads them as. */

@@ -7,7 +7,7 @@
  * (erased at build, so nothing of the server reaches the browser bundle) and type-checks it
  * under its own DOM-only settings (ui/tsconfig.json).
  */
-import type { Rejection } from '../../shared/domain/rejection.js';
+import type { Rejection } from '#shared/domain/rejection.js';
 
 export type { Rejection };
 

@@ -2,9 +2,9 @@ import type { BatchServiceClient, protos as batchProtos } from '@google-cloud/ba
 import type { v2 as runV2 } from '@google-cloud/run';
 import type { Bucket } from '@google-cloud/storage';
 import type { ExecutionsClient } from '@google-cloud/workflows';
-import type { Config } from '../../shared/config/schema.js';
-import { JOB_ID_PATTERN } from '../../shared/domain/job-id.js';
-import { REJECTIONS_PREFIX } from '../../shared/domain/object-path.js';
+import type { Config } from '#shared/config/schema.js';
+import { JOB_ID_PATTERN } from '#shared/domain/job-id.js';
+import { REJECTIONS_PREFIX } from '#shared/domain/object-path.js';
 import type {
   ExecutionDetail,
   ExecutionRow,

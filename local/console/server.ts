@@ -4,10 +4,10 @@ import { extname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { PubSub } from '@google-cloud/pubsub';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
-import type { Config } from '../../shared/config/schema.js';
-import { parseObjectName } from '../../shared/domain/object-path.js';
-import { outputTopic } from '../../shared/plan/names.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
+import type { Config } from '#shared/config/schema.js';
+import { parseObjectName } from '#shared/domain/object-path.js';
+import { outputTopic } from '#shared/plan/names.js';
 import type { PlatformActivity } from '../activity.js';
 import type {
   ExecutionDetail,

@@ -1,5 +1,5 @@
 import { isAbsolute, resolve } from 'node:path';
-import { PermanentError } from '../../shared/runtime/errors.js';
+import { PermanentError } from '#shared/runtime/errors.js';
 
 /** A container runnable as Batch and Cloud Run describe it. */
 export interface ContainerRunnable {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname } from 'node:path';
-import type { TaskState as BatchTaskState } from '../../shared/domain/batch-states.js';
+import type { TaskState as BatchTaskState } from '#shared/domain/batch-states.js';
 import type { TaskSlots } from './task-slots.js';
 
 /** One attempt of one task: what to run, with which environment, where. */

@@ -2,7 +2,7 @@ import {
   FLOW_COMPLETED,
   type FlowCompletion,
   FlowCompletionSchema,
-} from '../../shared/domain/completion/classify.js';
+} from '#shared/domain/completion/classify.js';
 import type { ExecutionResource } from '../workflows/server.js';
 
 /** Why a flow that a stop cut short failed, as its client reads it in `flow.failed`. */

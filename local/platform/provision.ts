@@ -1,7 +1,7 @@
-import { createRunJobsAdapter } from '../../shared/clients/run.js';
-import { DEFAULT_CONFIG_FILE } from '../../shared/config/load.js';
-import type { Config } from '../../shared/config/schema.js';
-import { buildPlan } from '../../shared/plan/build-plan.js';
+import { createRunJobsAdapter } from '#shared/clients/run.js';
+import { DEFAULT_CONFIG_FILE } from '#shared/config/load.js';
+import type { Config } from '#shared/config/schema.js';
+import { buildPlan } from '#shared/plan/build-plan.js';
 
 /**
  * Creates on the local cloud what the deployment plan creates in Google Cloud and has a local

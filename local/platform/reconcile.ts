@@ -1,10 +1,10 @@
 import type { protos } from '@google-cloud/batch';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
-import type { Config } from '../../shared/config/schema.js';
-import { jobIdFor, objectVersionHash } from '../../shared/domain/job-id.js';
-import { parseObjectName, REJECTIONS_PREFIX } from '../../shared/domain/object-path.js';
-import { inferenceResultId } from '../../shared/domain/results/build-events.js';
-import { publishedObjectName } from '../../shared/domain/results/publish-once.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
+import type { Config } from '#shared/config/schema.js';
+import { jobIdFor, objectVersionHash } from '#shared/domain/job-id.js';
+import { parseObjectName, REJECTIONS_PREFIX } from '#shared/domain/object-path.js';
+import { inferenceResultId } from '#shared/domain/results/build-events.js';
+import { publishedObjectName } from '#shared/domain/results/publish-once.js';
 import { jobStateMessages } from '../batch/notifications.js';
 import type { JobMessage, JobState } from '../batch/types.js';
 import type { StorageObjectResource } from '../storage/server.js';

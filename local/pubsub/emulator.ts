@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
-import { PermanentError } from '../../shared/runtime/errors.js';
+import { PermanentError } from '#shared/runtime/errors.js';
 
 /** A running Pub/Sub emulator (Google's own, from the gcloud SDK). */
 export interface PubSubEmulator {

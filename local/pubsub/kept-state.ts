@@ -1,4 +1,4 @@
-import { PermanentError } from '../../shared/runtime/errors.js';
+import { PermanentError } from '#shared/runtime/errors.js';
 import {
   type PubSubSnapshot,
   type RestoreOutcome,

@@ -1,7 +1,7 @@
 import { Cron } from 'croner';
-import { DEFAULT_CONFIG_FILE } from '../../shared/config/load.js';
-import type { Config } from '../../shared/config/schema.js';
-import { buildPlan } from '../../shared/plan/build-plan.js';
+import { DEFAULT_CONFIG_FILE } from '#shared/config/load.js';
+import type { Config } from '#shared/config/schema.js';
+import { buildPlan } from '#shared/plan/build-plan.js';
 import type { ActivityListener, PlatformActivity } from '../activity.js';
 import { type BackoffPolicy, backoffDelay } from '../backoff.js';
 import { type Clock, systemClock } from '../clock.js';

@@ -3,7 +3,7 @@
  * fields a client may set, and the GCS-shaped errors (StorageApiError and its common cases).
  */
 import { createHash } from 'node:crypto';
-import { PermanentError } from '../../shared/runtime/errors.js';
+import { PermanentError } from '#shared/runtime/errors.js';
 
 /** The object fields a client may set on upload, patch, update, copy or compose. */
 export interface MutableObjectFields {

@@ -6,7 +6,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLogger } from '../../shared/runtime/logger.js';
+import { createLogger } from '#shared/runtime/logger.js';
 import { Catalog } from './catalog.js';
 import type { StorageContext } from './handlers/context.js';
 import { sendError } from './http.js';

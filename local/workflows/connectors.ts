@@ -1,8 +1,4 @@
-import {
-  EMULATOR_VARIABLES,
-  grpcClientOptions,
-  storageClientOptions,
-} from '../../shared/clients/endpoints.js';
+import { EMULATOR_VARIABLES, grpcClientOptions, storageClientOptions } from '#shared/clients/endpoints.js';
 import { Backoff } from '../backoff.js';
 import { WorkflowException } from './errors.js';
 import { systemClock } from './execute.js';

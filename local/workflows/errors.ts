@@ -1,4 +1,4 @@
-import { PermanentError } from '../../shared/runtime/errors.js';
+import { PermanentError } from '#shared/runtime/errors.js';
 
 /** A workflow file that cannot be parsed: the message starts with `file:line:`. */
 export class WorkflowSyntaxError extends PermanentError {

@@ -1,6 +1,6 @@
-import { createDevConsole } from '../../local/platform/console.js';
-import type { FunctionHealth } from '../../local/platform/index.js';
-import type { Ports } from '../../local/platform/ports.js';
+import { createDevConsole } from '#local/platform/console.js';
+import type { FunctionHealth } from '#local/platform/index.js';
+import type { Ports } from '#local/platform/ports.js';
 import { cliConfig, startLocalPlatform } from '../lib/context.js';
 import { onStopSignal } from '../lib/signals.js';
 

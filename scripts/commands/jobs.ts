@@ -1,4 +1,4 @@
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
 import { attachToPlatform, cliConfig } from '../lib/context.js';
 
 /** `batchwire jobs`: the Batch jobs of the local platform with their states. */

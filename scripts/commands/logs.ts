@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { JOB_ID_PATTERN } from '../../shared/domain/job-id.js';
+import { JOB_ID_PATTERN } from '#shared/domain/job-id.js';
 import { attachToPlatform, CliError } from '../lib/context.js';
 
 /** `batchwire logs JOB`: prints every task attempt's log of a local job. */

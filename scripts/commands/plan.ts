@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { configPath, loadConfig } from '../../shared/config/load.js';
-import { buildPlan, clientPlan } from '../../shared/plan/build-plan.js';
+import { configPath, loadConfig } from '#shared/config/load.js';
+import { buildPlan, clientPlan } from '#shared/plan/build-plan.js';
 import { CliError, ROOT_DIR } from '../lib/context.js';
 import { renderGcloud } from '../plan/render-gcloud.js';
 import { renderSummary } from '../plan/render-summary.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { outputTopic } from '../../shared/plan/names.js';
+import { outputTopic } from '#shared/plan/names.js';
 import { attachToPlatform, cliConfig } from '../lib/context.js';
 import { formatEvent, receivedEvent } from '../lib/events.js';
 import { onStopSignal } from '../lib/signals.js';

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
-import { storageClientOptions } from '../../shared/clients/endpoints.js';
-import { inputObjectName } from '../../shared/domain/object-path.js';
-import { decideUpload } from '../../shared/domain/upload.js';
+import { storageClientOptions } from '#shared/clients/endpoints.js';
+import { inputObjectName } from '#shared/domain/object-path.js';
+import { decideUpload } from '#shared/domain/upload.js';
 import { attachToPlatform, cliConfig } from '../lib/context.js';
 
 export interface UploadResult {

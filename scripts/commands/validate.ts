@@ -1,9 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { isNode, LineCounter, parseDocument } from 'yaml';
-import { validateWorkflowFile } from '../../local/workflows/validate.js';
-import { configPath } from '../../shared/config/load.js';
-import { type Config, ConfigSchema } from '../../shared/config/schema.js';
+import { validateWorkflowFile } from '#local/workflows/validate.js';
+import { configPath } from '#shared/config/load.js';
+import { type Config, ConfigSchema } from '#shared/config/schema.js';
 import { CliError, ROOT_DIR } from '../lib/context.js';
 
 /**

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CallbackHub } from '../../local/workflows/callbacks.js';
+import { CallbackHub } from '#local/workflows/callbacks.js';
 import {
   type ConnectorRegistry,
   createLocalConnectors,
@@ -15,9 +15,9 @@ import {
   type WorkflowRuntime,
   WorkflowRuntimeError,
   WorkflowSyntaxError,
-} from '../../local/workflows/index.js';
-import { toJsonValue } from '../../local/workflows/values.js';
-import { loadConfig } from '../../shared/config/load.js';
+} from '#local/workflows/index.js';
+import { toJsonValue } from '#local/workflows/values.js';
+import { loadConfig } from '#shared/config/load.js';
 import { CliError, ROOT_DIR, readPlatformEnv } from '../lib/context.js';
 
 export interface WorkflowRunOptions {

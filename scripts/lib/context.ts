@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseEnvFile } from '../../local/platform/env-file.js';
-import { type PlatformOptions, type RunningPlatform, startPlatform } from '../../local/platform/index.js';
-import { configPath, loadConfig } from '../../shared/config/load.js';
-import type { Config } from '../../shared/config/schema.js';
+import { parseEnvFile } from '#local/platform/env-file.js';
+import { type PlatformOptions, type RunningPlatform, startPlatform } from '#local/platform/index.js';
+import { configPath, loadConfig } from '#shared/config/load.js';
+import type { Config } from '#shared/config/schema.js';
 
 /** A failure the CLI reports as one line and a non-zero exit. */
 export class CliError extends Error {

@@ -1,12 +1,6 @@
-import { accountOf, conditionExpression } from '../../shared/plan/build-plan.js';
-import { functionServiceName } from '../../shared/plan/names.js';
-import type {
-  IamResource,
-  Plan,
-  PlannedAccount,
-  PlannedBinding,
-  PrincipalKey,
-} from '../../shared/plan/types.js';
+import { accountOf, conditionExpression } from '#shared/plan/build-plan.js';
+import { functionServiceName } from '#shared/plan/names.js';
+import type { IamResource, Plan, PlannedAccount, PlannedBinding, PrincipalKey } from '#shared/plan/types.js';
 
 /**
  * The plan as a bash script of `gcloud` commands, in dependency order (APIs, accounts, storage

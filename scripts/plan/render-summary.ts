@@ -1,5 +1,5 @@
-import { conditionExpression } from '../../shared/plan/build-plan.js';
-import type { IamResource, Plan, PlannedBinding, PrincipalKey, Scope } from '../../shared/plan/types.js';
+import { conditionExpression } from '#shared/plan/build-plan.js';
+import type { IamResource, Plan, PlannedBinding, PrincipalKey, Scope } from '#shared/plan/types.js';
 
 function where(resource: IamResource): string {
   switch (resource.type) {

@@ -1,6 +1,6 @@
-import { accountOf, conditionExpression } from '../../shared/plan/build-plan.js';
-import { type FunctionName, functionServiceName } from '../../shared/plan/names.js';
-import type { Plan, PlannedBinding, PrincipalKey, Scope } from '../../shared/plan/types.js';
+import { accountOf, conditionExpression } from '#shared/plan/build-plan.js';
+import { type FunctionName, functionServiceName } from '#shared/plan/names.js';
+import type { Plan, PlannedBinding, PrincipalKey, Scope } from '#shared/plan/types.js';
 
 /** Terraform JSON (`*.tf.json`) for the hashicorp/google provider, by file name. */
 export type TerraformFiles = Record<string, unknown>;

@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalBatchService, startBatchService } from '../../local/batch/server.js';
-import { gcloudApiOverrides } from '../../local/platform/env-file.js';
+import { type LocalBatchService, startBatchService } from '#local/batch/server.js';
+import { gcloudApiOverrides } from '#local/platform/env-file.js';
 import { createGcloud, type GcloudResult, json } from '../helpers/gcloud-command.js';
 
 // `gcloud batch` (Google Cloud SDK 528) against the local Batch service, through the endpoint

@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gcloudApiOverrides } from '../../local/platform/env-file.js';
-import { type LocalWorkflowsService, startWorkflowsService } from '../../local/workflows/server.js';
+import { gcloudApiOverrides } from '#local/platform/env-file.js';
+import { type LocalWorkflowsService, startWorkflowsService } from '#local/workflows/server.js';
 import { createGcloud, type GcloudResult, json } from '../helpers/gcloud-command.js';
 
 // `gcloud workflows` execution commands (Google Cloud SDK 528) against the local Workflows

@@ -6,10 +6,10 @@ import { JobsClient, TasksClient } from '@google-cloud/run';
 import { ExecutionsClient } from '@google-cloud/workflows';
 import { PassThroughClient } from 'google-auth-library';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalBatchService, startBatchService } from '../../local/batch/server.js';
-import { type LocalRunService, startRunService } from '../../local/run/server.js';
-import { type LocalWorkflowsService, startWorkflowsService } from '../../local/workflows/server.js';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
+import { type LocalBatchService, startBatchService } from '#local/batch/server.js';
+import { type LocalRunService, startRunService } from '#local/run/server.js';
+import { type LocalWorkflowsService, startWorkflowsService } from '#local/workflows/server.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
 
 // The Node clients in their REST mode (`fallback: 'rest'`: HTTP/1.1 + JSON as the protos'
 // google.api.http rules map each call, https://github.com/googleapis/gax-nodejs/blob/main/client-libraries.md)

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchServiceClient } from '@google-cloud/batch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
-import { parseConfig } from '../../shared/config/load.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
+import { parseConfig } from '#shared/config/load.js';
 import { type CliPlatform, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
 
 /**

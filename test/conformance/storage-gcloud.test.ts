@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gcloudStorageEnv } from '../../local/platform/env-file.js';
-import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
+import { gcloudStorageEnv } from '#local/platform/env-file.js';
+import { type LocalStorageServer, startStorageServer } from '#local/storage/server.js';
 
 /**
  * gcloud's storage commands, as a client or an operator types them, against the local Cloud

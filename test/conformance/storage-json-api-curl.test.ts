@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
+import { type LocalStorageServer, startStorageServer } from '#local/storage/server.js';
 
 /**
  * The Cloud Storage JSON API as its reference documents it, spoken with curl (Google's Python

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ExecutionsClient } from '@google-cloud/workflows';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalWorkflowsService, startWorkflowsService } from '../../local/workflows/server.js';
+import { type LocalWorkflowsService, startWorkflowsService } from '#local/workflows/server.js';
 
 /**
  * `experimental.executions.map` through the local Executions service and the real

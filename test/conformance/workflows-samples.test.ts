@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { CallbackHub } from '../../local/workflows/callbacks.js';
+import { CallbackHub } from '#local/workflows/callbacks.js';
 import {
   type Clock,
   executeWorkflow,
@@ -12,7 +12,7 @@ import {
   validateWorkflow,
   WorkflowRuntimeError,
   WorkflowSyntaxError,
-} from '../../local/workflows/index.js';
+} from '#local/workflows/index.js';
 
 /**
  * Google's published Workflows examples, reproduced on the local interpreter. Each case is

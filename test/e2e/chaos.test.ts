@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { type Message, PubSub, type Subscription } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { parseConfig } from '../../shared/config/load.js';
-import { outputTopic } from '../../shared/plan/names.js';
+import { parseConfig } from '#shared/config/load.js';
+import { outputTopic } from '#shared/plan/names.js';
 import { ensureBuilt } from '../helpers/dist.js';
 import { type CliPlatform, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
 

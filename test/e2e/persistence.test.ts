@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { BatchServiceClient } from '@google-cloud/batch';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, describe, expect, it } from 'vitest';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
-import { parseConfig } from '../../shared/config/load.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
+import { parseConfig } from '#shared/config/load.js';
 import { type CliPlatform, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
 
 /**

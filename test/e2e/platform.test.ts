@@ -6,9 +6,9 @@ import { BatchServiceClient } from '@google-cloud/batch';
 import { type Message, PubSub, type Subscription } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
-import { parseConfig } from '../../shared/config/load.js';
-import { outputTopic } from '../../shared/plan/names.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
+import { parseConfig } from '#shared/config/load.js';
+import { outputTopic } from '#shared/plan/names.js';
 import { CLI, type CliPlatform, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
 
 /**

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PubSub } from '@google-cloud/pubsub';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readPubSubSnapshotFile } from '../../local/pubsub/persistence.js';
+import { readPubSubSnapshotFile } from '#local/pubsub/persistence.js';
 import { ensureBuilt } from '../helpers/dist.js';
 import { type CliPlatform, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseConfig } from '../../shared/config/load.js';
-import type { Config } from '../../shared/config/schema.js';
+import { parseConfig } from '#shared/config/load.js';
+import type { Config } from '#shared/config/schema.js';
 
 /** The repository's own config, which the local platform and the e2e tests also run on. */
 const REPO_CONFIG = join(import.meta.dirname, '..', '..', 'batchwire.yaml');

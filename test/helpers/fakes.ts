@@ -1,4 +1,4 @@
-import type { ObjectStore } from '../../shared/clients/ports.js';
+import type { ObjectStore } from '#shared/clients/ports.js';
 
 /**
  * An {@link ObjectStore} in memory, for unit tests of the cores: `createIfAbsent` is the

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { cloudEvent } from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import type { CloudEventV1 } from 'cloudevents';
-import { headerValue } from '../../local/eventarc/router.js';
+import { headerValue } from '#local/eventarc/router.js';
 
 /**
  * Runs registered functions exactly as functions-framework serves them (its own Express app,

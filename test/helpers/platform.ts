@@ -2,8 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseEnvFile } from '../../local/platform/env-file.js';
-import { DEFAULT_PORTS, type PortName, type Ports, portFlag } from '../../local/platform/ports.js';
+import { parseEnvFile } from '#local/platform/env-file.js';
+import { DEFAULT_PORTS, type PortName, type Ports, portFlag } from '#local/platform/ports.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 export const CLI = join(REPO_ROOT, 'dist', 'scripts', 'cli.js');

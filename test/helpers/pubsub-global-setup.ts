@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { type PubSubEmulator, startPubSubEmulator } from '../../local/pubsub/emulator.js';
+import { type PubSubEmulator, startPubSubEmulator } from '#local/pubsub/emulator.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,9 +1,9 @@
 import { BatchServiceClient } from '@google-cloud/batch';
 import { JobsClient, ExecutionsClient as RunExecutionsClient, TasksClient } from '@google-cloud/run';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalBatchService, startBatchService } from '../../local/batch/server.js';
-import { type LocalRunService, startRunService } from '../../local/run/server.js';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
+import { type LocalBatchService, startBatchService } from '#local/batch/server.js';
+import { type LocalRunService, startRunService } from '#local/run/server.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
 
 // The methods the real clients reach over gRPC besides the core CRUD: Batch's long-running
 // operations and locations mixins, task paging and create_time filters; Run's UpdateJob,

@@ -18,7 +18,7 @@ const servers: Record<string, FunctionServer> = {};
 
 beforeAll(async () => {
   process.env.BATCHWIRE_CONFIG = join(REPO_ROOT, 'batchwire.yaml');
-  await import('../../functions/index.js');
+  await import('#functions/index.js');
   for (const name of ['onUpload', 'onComplete', 'onSchedule']) servers[name] = await startFunction(name);
 });
 

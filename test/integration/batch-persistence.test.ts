@@ -6,12 +6,8 @@ import { BatchServiceClient, type protos } from '@google-cloud/batch';
 import { PubSub } from '@google-cloud/pubsub';
 import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type BatchServiceOptions,
-  type LocalBatchService,
-  startBatchService,
-} from '../../local/batch/server.js';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
+import { type BatchServiceOptions, type LocalBatchService, startBatchService } from '#local/batch/server.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
 import { collectingTopic } from '../helpers/pubsub.js';
 import { until } from '../helpers/wait.js';
 

@@ -5,9 +5,9 @@ import { BatchServiceClient, type protos } from '@google-cloud/batch';
 import { PubSub } from '@google-cloud/pubsub';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PlatformActivity } from '../../local/activity.js';
-import { type LocalBatchService, startBatchService } from '../../local/batch/server.js';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
+import type { PlatformActivity } from '#local/activity.js';
+import { type LocalBatchService, startBatchService } from '#local/batch/server.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
 import { collectingTopic } from '../helpers/pubsub.js';
 import { until } from '../helpers/wait.js';
 

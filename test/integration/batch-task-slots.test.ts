@@ -6,11 +6,11 @@ import { BatchServiceClient, type protos } from '@google-cloud/batch';
 import { JobsClient } from '@google-cloud/run';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PlatformActivity } from '../../local/activity.js';
-import { type LocalBatchService, startBatchService } from '../../local/batch/server.js';
-import { TaskSlots } from '../../local/executor/index.js';
-import { type LocalRunService, startRunService } from '../../local/run/server.js';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
+import type { PlatformActivity } from '#local/activity.js';
+import { type LocalBatchService, startBatchService } from '#local/batch/server.js';
+import { TaskSlots } from '#local/executor/index.js';
+import { type LocalRunService, startRunService } from '#local/run/server.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
 
 type IJob = protos.google.cloud.batch.v1.IJob;
 

@@ -6,12 +6,8 @@ import { join } from 'node:path';
 import { PubSub } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import {
-  type EventarcRouter,
-  type RouterActivity,
-  startEventarcRouter,
-} from '../../local/eventarc/router.js';
-import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
+import { type EventarcRouter, type RouterActivity, startEventarcRouter } from '#local/eventarc/router.js';
+import { type LocalStorageServer, startStorageServer } from '#local/storage/server.js';
 
 /**
  * The local Eventarc router against the real local Cloud Storage and the real Storage client:
@@ -121,7 +117,7 @@ describe('delivery deadline', () => {
   });
 
   it('defaults to the 60 s gen2 gives an event function deployed without --timeout', async () => {
-    const { EVENTARC_RETRY, EVENT_FUNCTION_TIMEOUT_MS } = await import('../../local/eventarc/delivery.js');
+    const { EVENTARC_RETRY, EVENT_FUNCTION_TIMEOUT_MS } = await import('#local/eventarc/delivery.js');
     expect(EVENT_FUNCTION_TIMEOUT_MS).toBe(60_000);
     expect(EVENTARC_RETRY.attemptTimeoutMs).toBe(EVENT_FUNCTION_TIMEOUT_MS);
   });

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { multiRunnableArgv } from '../../local/batch/task-command.js';
-import type { RunnableMessage } from '../../local/batch/types.js';
+import { multiRunnableArgv } from '#local/batch/task-command.js';
+import type { RunnableMessage } from '#local/batch/types.js';
 
 /** Runs an argv as the executor would and returns stdout and the exit status. */
 function run(argv: string[], env: Record<string, string> = {}): { stdout: string; status: number | null } {

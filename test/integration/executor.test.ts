@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EXIT_NOT_RUNNABLE, runTaskGroup, type TaskGroupRun } from '../../local/executor/index.js';
+import { EXIT_NOT_RUNNABLE, runTaskGroup, type TaskGroupRun } from '#local/executor/index.js';
 
 let dir: string;
 beforeEach(() => {

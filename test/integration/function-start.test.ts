@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ListeningMessage } from '../../local/platform/function-preload.js';
+import type { ListeningMessage } from '#local/platform/function-preload.js';
 import { ensureBuilt } from '../helpers/dist.js';
 import { REPO_ROOT } from '../helpers/platform.js';
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { FunctionHealth, SupervisedFunction } from '../../local/platform/function-process.js';
+import type { FunctionHealth, SupervisedFunction } from '#local/platform/function-process.js';
 import { ensureBuilt } from '../helpers/dist.js';
 import { REPO_ROOT } from '../helpers/platform.js';
 
@@ -13,7 +13,7 @@ import { REPO_ROOT } from '../helpers/platform.js';
  */
 
 const CONFIG = join(REPO_ROOT, 'test', 'fixtures', 'e2e', 'batchwire.yaml');
-let superviseFunction: typeof import('../../local/platform/function-process.js').superviseFunction;
+let superviseFunction: typeof import('#local/platform/function-process.js').superviseFunction;
 const running: SupervisedFunction[] = [];
 
 beforeAll(async () => {
@@ -21,7 +21,7 @@ beforeAll(async () => {
   // The built module: its preload sits next to it in dist/.
   ({ superviseFunction } = (await import(
     join(REPO_ROOT, 'dist', 'local', 'platform', 'function-process.js')
-  )) as typeof import('../../local/platform/function-process.js'));
+  )) as typeof import('#local/platform/function-process.js'));
 }, 180_000);
 
 afterEach(async () => {

@@ -1,6 +1,6 @@
 import { type Bucket, Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
+import { type LocalStorageServer, startStorageServer } from '#local/storage/server.js';
 import { ensureBuilt } from '../helpers/dist.js';
 import { runTask, TASKS } from '../helpers/tasks.js';
 

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExecutionsClient } from '@google-cloud/workflows';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalWorkflowsService, startWorkflowsService } from '../../local/workflows/server.js';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
+import { type LocalWorkflowsService, startWorkflowsService } from '#local/workflows/server.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
 
 // One port, two protocols (local/grpc/api-server.ts): what reaches it that is neither a gRPC
 // client nor a well-formed REST call must get an answer, never take the service down.

@@ -6,18 +6,15 @@ import { http } from '@google-cloud/functions-framework';
 import { PubSub, type Subscription } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOnSchedule } from '../../functions/on-schedule.js';
-import { type LocalBatchService, startBatchService } from '../../local/batch/server.js';
-import { type LocalRunService, startRunService } from '../../local/run/server.js';
-import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
-import { type LocalWorkflowsService, startWorkflowsService } from '../../local/workflows/server.js';
-import { createRunJobsAdapter } from '../../shared/clients/run.js';
-import { createObjectStore } from '../../shared/clients/storage.js';
-import {
-  createWorkflowsExecutions,
-  type WorkflowsExecutionsAdapter,
-} from '../../shared/clients/workflows.js';
-import { dedupeKey, scheduleClaimObjectName, startedObjectName } from '../../shared/domain/flow-start.js';
+import { createOnSchedule } from '#functions/on-schedule.js';
+import { type LocalBatchService, startBatchService } from '#local/batch/server.js';
+import { type LocalRunService, startRunService } from '#local/run/server.js';
+import { type LocalStorageServer, startStorageServer } from '#local/storage/server.js';
+import { type LocalWorkflowsService, startWorkflowsService } from '#local/workflows/server.js';
+import { createRunJobsAdapter } from '#shared/clients/run.js';
+import { createObjectStore } from '#shared/clients/storage.js';
+import { createWorkflowsExecutions, type WorkflowsExecutionsAdapter } from '#shared/clients/workflows.js';
+import { dedupeKey, scheduleClaimObjectName, startedObjectName } from '#shared/domain/flow-start.js';
 import { repoConfig } from '../helpers/config.js';
 import { type FunctionServer, startFunction } from '../helpers/functions.js';
 import { subscribe } from '../helpers/pubsub.js';

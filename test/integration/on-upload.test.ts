@@ -3,25 +3,25 @@ import { BatchServiceClient, type protos } from '@google-cloud/batch';
 import { type Message, PubSub, type Subscription } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOnUpload } from '../../functions/on-upload.js';
-import { type LocalBatchService, startBatchService } from '../../local/batch/server.js';
+import { createOnUpload } from '#functions/on-upload.js';
+import { type LocalBatchService, startBatchService } from '#local/batch/server.js';
 import {
   type LocalStorageServer,
   type StorageObjectResource,
   startStorageServer,
-} from '../../local/storage/server.js';
-import { type BatchAdapter, createBatchAdapter } from '../../shared/clients/batch.js';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
-import { GrpcCode } from '../../shared/clients/grpc-errors.js';
-import { createPubSubPublisher, type PubSubPublisher } from '../../shared/clients/pubsub.js';
-import { createObjectStore } from '../../shared/clients/storage.js';
-import { readTaskContract } from '../../shared/domain/batch-job.js';
-import { jobIdFor } from '../../shared/domain/job-id.js';
-import { objectUri } from '../../shared/domain/object-path.js';
-import type { Rejection } from '../../shared/domain/rejection.js';
-import { outputTopic } from '../../shared/plan/names.js';
-import { AlreadyExistsError, NotFoundError, TransientError } from '../../shared/runtime/errors.js';
-import { createLogger } from '../../shared/runtime/logger.js';
+} from '#local/storage/server.js';
+import { type BatchAdapter, createBatchAdapter } from '#shared/clients/batch.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
+import { GrpcCode } from '#shared/clients/grpc-errors.js';
+import { createPubSubPublisher, type PubSubPublisher } from '#shared/clients/pubsub.js';
+import { createObjectStore } from '#shared/clients/storage.js';
+import { readTaskContract } from '#shared/domain/batch-job.js';
+import { jobIdFor } from '#shared/domain/job-id.js';
+import { objectUri } from '#shared/domain/object-path.js';
+import type { Rejection } from '#shared/domain/rejection.js';
+import { outputTopic } from '#shared/plan/names.js';
+import { AlreadyExistsError, NotFoundError, TransientError } from '#shared/runtime/errors.js';
+import { createLogger } from '#shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';
 import {
   eventForObject,

@@ -6,22 +6,22 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { HTTP } from 'cloudevents';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
-import type { ObjectStore } from '../../shared/clients/ports.js';
-import { createPubSubPublisher, type PubSubPublisher } from '../../shared/clients/pubsub.js';
-import { createObjectStore } from '../../shared/clients/storage.js';
-import { handleCompletion } from '../../shared/domain/completion/handle.js';
-import type { Rejection } from '../../shared/domain/rejection.js';
-import { flowResultEvent, inferenceResultEvent } from '../../shared/domain/results/build-events.js';
+import { type LocalStorageServer, startStorageServer } from '#local/storage/server.js';
+import type { ObjectStore } from '#shared/clients/ports.js';
+import { createPubSubPublisher, type PubSubPublisher } from '#shared/clients/pubsub.js';
+import { createObjectStore } from '#shared/clients/storage.js';
+import { handleCompletion } from '#shared/domain/completion/handle.js';
+import type { Rejection } from '#shared/domain/rejection.js';
+import { flowResultEvent, inferenceResultEvent } from '#shared/domain/results/build-events.js';
 import {
   EVENT_TYPES,
   type FlowResultData,
   type InferenceResultData,
-} from '../../shared/domain/results/event-data.js';
-import { publishOnce, publishRejection } from '../../shared/domain/results/publish-once.js';
-import { outputTopic } from '../../shared/plan/names.js';
-import { TransientError } from '../../shared/runtime/errors.js';
-import { createLogger } from '../../shared/runtime/logger.js';
+} from '#shared/domain/results/event-data.js';
+import { publishOnce, publishRejection } from '#shared/domain/results/publish-once.js';
+import { outputTopic } from '#shared/plan/names.js';
+import { TransientError } from '#shared/runtime/errors.js';
+import { createLogger } from '#shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';
 import { collectMessages } from '../helpers/pubsub.js';
 

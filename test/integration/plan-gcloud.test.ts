@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { renderGcloud } from '../../scripts/plan/render-gcloud.js';
-import { parseConfig } from '../../shared/config/load.js';
-import { buildPlan } from '../../shared/plan/build-plan.js';
+import { renderGcloud } from '#scripts/plan/render-gcloud.js';
+import { parseConfig } from '#shared/config/load.js';
+import { buildPlan } from '#shared/plan/build-plan.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SEPARATOR = ' >/dev/null 2>&1 || ';

@@ -10,7 +10,7 @@ import {
   PubSubEmulatorMissingError,
   PubSubEmulatorPortInUseError,
   startPubSubEmulator,
-} from '../../local/pubsub/emulator.js';
+} from '#local/pubsub/emulator.js';
 
 const PROJECT = 'batchwire-test';
 const saved = { ...process.env };

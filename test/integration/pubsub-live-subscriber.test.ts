@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Message, PubSub } from '@google-cloud/pubsub';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { type PubSubEmulator, startPubSubEmulator } from '../../local/pubsub/emulator.js';
-import { type KeptPubSub, keepPubSubState } from '../../local/pubsub/kept-state.js';
-import { emulatorClients, readPubSubSnapshotFile } from '../../local/pubsub/persistence.js';
+import { type PubSubEmulator, startPubSubEmulator } from '#local/pubsub/emulator.js';
+import { type KeptPubSub, keepPubSubState } from '#local/pubsub/kept-state.js';
+import { emulatorClients, readPubSubSnapshotFile } from '#local/pubsub/persistence.js';
 
 /**
  * A streaming subscriber (the real client library) kept running while the platform's Pub/Sub

@@ -1,12 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { type Message, PubSub } from '@google-cloud/pubsub';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type PubSubEmulator, startPubSubEmulator } from '../../local/pubsub/emulator.js';
-import {
-  emulatorClients,
-  readPubSubSnapshot,
-  restorePubSubSnapshot,
-} from '../../local/pubsub/persistence.js';
+import { type PubSubEmulator, startPubSubEmulator } from '#local/pubsub/emulator.js';
+import { emulatorClients, readPubSubSnapshot, restorePubSubSnapshot } from '#local/pubsub/persistence.js';
 
 /**
  * What `--data` keeps of Pub/Sub: the run's emulator is the one that "stops" (its state is read

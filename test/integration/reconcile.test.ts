@@ -5,18 +5,18 @@ import { BatchServiceClient } from '@google-cloud/batch';
 import { type Message, PubSub } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type LocalBatchService, startBatchService } from '../../local/batch/server.js';
-import { reconcile } from '../../local/platform/reconcile.js';
+import { type LocalBatchService, startBatchService } from '#local/batch/server.js';
+import { reconcile } from '#local/platform/reconcile.js';
 import {
   type LocalStorageServer,
   type StorageObjectResource,
   startStorageServer,
-} from '../../local/storage/server.js';
-import { grpcClientOptions } from '../../shared/clients/endpoints.js';
-import { parseConfig } from '../../shared/config/load.js';
-import { jobIdFor, objectVersionHash } from '../../shared/domain/job-id.js';
-import { inferenceResultId } from '../../shared/domain/results/build-events.js';
-import { publishedObjectName } from '../../shared/domain/results/publish-once.js';
+} from '#local/storage/server.js';
+import { grpcClientOptions } from '#shared/clients/endpoints.js';
+import { parseConfig } from '#shared/config/load.js';
+import { jobIdFor, objectVersionHash } from '#shared/domain/job-id.js';
+import { inferenceResultId } from '#shared/domain/results/build-events.js';
+import { publishedObjectName } from '#shared/domain/results/publish-once.js';
 import { REPO_ROOT } from '../helpers/platform.js';
 
 /**

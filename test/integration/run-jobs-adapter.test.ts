@@ -2,9 +2,9 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalRunService, startRunService } from '../../local/run/server.js';
-import { createRunJobsAdapter } from '../../shared/clients/run.js';
-import { TransientError } from '../../shared/runtime/errors.js';
+import { type LocalRunService, startRunService } from '#local/run/server.js';
+import { createRunJobsAdapter } from '#shared/clients/run.js';
+import { TransientError } from '#shared/runtime/errors.js';
 
 /** The RunJobsAdapter (provisioning's Cloud Run jobs) with the real JobsClient against the local Run service. */
 

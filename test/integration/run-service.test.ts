@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { JobsClient } from '@google-cloud/run';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalRunService, startRunService } from '../../local/run/server.js';
+import { type LocalRunService, startRunService } from '#local/run/server.js';
 
 const PARENT = 'projects/batchwire-local/locations/europe-west2';
 const IMAGE = 'europe-docker.pkg.dev/batchwire-local/batchwire/probe:latest';

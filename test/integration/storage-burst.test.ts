@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { Worker } from 'node:worker_threads';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
+import { type LocalStorageServer, startStorageServer } from '#local/storage/server.js';
 
 /**
  * Issue 9: on a freshly started platform, bursts of uploads from the Node Storage client failed

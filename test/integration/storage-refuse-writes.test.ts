@@ -4,7 +4,7 @@ import {
   type LocalStorageServer,
   type StorageObjectResource,
   startStorageServer,
-} from '../../local/storage/server.js';
+} from '#local/storage/server.js';
 
 /**
  * A stopping platform refuses new uploads that would become jobs (503 + Retry-After, which

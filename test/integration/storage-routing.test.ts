@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
+import { type LocalStorageServer, startStorageServer } from '#local/storage/server.js';
 
 /**
  * Which handler each method and path reach, over raw HTTP: `node:http` sends the path exactly as

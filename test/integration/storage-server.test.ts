@@ -6,12 +6,12 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { crc32cBase64 } from '../../local/storage/hashes.js';
+import { crc32cBase64 } from '#local/storage/hashes.js';
 import {
   type LocalStorageServer,
   type StorageObjectResource,
   startStorageServer,
-} from '../../local/storage/server.js';
+} from '#local/storage/server.js';
 
 const PROJECT = 'test-project';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Bucket, Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
+import { type LocalStorageServer, startStorageServer } from '#local/storage/server.js';
 import { ensureBuilt } from '../helpers/dist.js';
 import { REPO_ROOT } from '../helpers/platform.js';
 import { runTask } from '../helpers/tasks.js';

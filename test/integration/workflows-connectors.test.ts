@@ -5,15 +5,15 @@ import { join } from 'node:path';
 import { PubSub } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type LocalBatchService, startBatchService } from '../../local/batch/server.js';
-import { type LocalRunService, startRunService } from '../../local/run/server.js';
-import { type LocalStorageServer, startStorageServer } from '../../local/storage/server.js';
+import { type LocalBatchService, startBatchService } from '#local/batch/server.js';
+import { type LocalRunService, startRunService } from '#local/run/server.js';
+import { type LocalStorageServer, startStorageServer } from '#local/storage/server.js';
 import {
   createLocalConnectors,
   executeWorkflow,
   parseWorkflow,
   systemClock,
-} from '../../local/workflows/index.js';
+} from '#local/workflows/index.js';
 import { collectMessages } from '../helpers/pubsub.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { ExecutionsClient } from '@google-cloud/workflows';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalWorkflowsService, startWorkflowsService } from '../../local/workflows/server.js';
-import { createWorkflowsExecutions } from '../../shared/clients/workflows.js';
-import { TransientError } from '../../shared/runtime/errors.js';
+import { type LocalWorkflowsService, startWorkflowsService } from '#local/workflows/server.js';
+import { createWorkflowsExecutions } from '#shared/clients/workflows.js';
+import { TransientError } from '#shared/runtime/errors.js';
 
 const PROJECT = 'batchwire-local';
 const REGION = 'europe-west2';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { jobStateMessages } from '../../local/batch/notifications.js';
-import type { JobMessage, JobState } from '../../local/batch/types.js';
-import { NOTIFIED_JOB_STATES } from '../../shared/domain/inference-job.js';
+import { jobStateMessages } from '#local/batch/notifications.js';
+import type { JobMessage, JobState } from '#local/batch/types.js';
+import { NOTIFIED_JOB_STATES } from '#shared/domain/inference-job.js';
 
 const TOPIC = 'projects/test-project/topics/completions';
 const JOB_NAME = 'projects/test-project/locations/europe-west2/jobs/bw-acme-1';

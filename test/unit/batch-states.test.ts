@@ -8,12 +8,12 @@ import {
   parseJobTransition,
   parseTaskIndex,
   taskStateDescription,
-} from '../../shared/domain/batch-states.js';
+} from '#shared/domain/batch-states.js';
 import {
   type FinishedJobResource,
   failureReason,
   jobTransitions,
-} from '../../shared/domain/completion/finished-job.js';
+} from '#shared/domain/completion/finished-job.js';
 
 /**
  * `status.statusEvents` of a real Cloud Batch job that failed (exit code 127), as printed by

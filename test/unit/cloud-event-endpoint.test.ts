@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cloudEventFromRequest } from '../../shared/runtime/cloud-event-endpoint.js';
+import { cloudEventFromRequest } from '#shared/runtime/cloud-event-endpoint.js';
 
 /**
  * The guard in front of the CloudEvent functions, on requests as functions-framework's body

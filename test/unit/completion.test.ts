@@ -1,28 +1,28 @@
 import { describe, expect, it } from 'vitest';
-import type { Publisher } from '../../shared/clients/ports.js';
+import type { Publisher } from '#shared/clients/ports.js';
 import {
   classifyMessage,
   type FlowCompletion,
   fullJobName,
   jobDisposition,
-} from '../../shared/domain/completion/classify.js';
+} from '#shared/domain/completion/classify.js';
 import {
   type FinishedJobResource,
   failureReason,
   jobTimings,
   taskFailures,
-} from '../../shared/domain/completion/finished-job.js';
-import { type CompletionDeps, handleCompletion } from '../../shared/domain/completion/handle.js';
-import { type CompletionMessage, messageFromEventData } from '../../shared/domain/completion/message.js';
-import { inferenceResultTime, jobEnding } from '../../shared/domain/completion/result-data.js';
-import { ForeignJobError, flowRecipients, routeJob } from '../../shared/domain/completion/routing.js';
-import { buildInferenceJob } from '../../shared/domain/inference-job.js';
-import { inferenceResultId } from '../../shared/domain/results/build-events.js';
-import type { InferenceResultData } from '../../shared/domain/results/event-data.js';
-import { publishedObjectName, resultClaimObjectName } from '../../shared/domain/results/publish-once.js';
-import { fromPubSubMessage } from '../../shared/domain/results/pubsub-binding.js';
-import { MalformedEventError, NotFoundError, TransientError } from '../../shared/runtime/errors.js';
-import { createLogger } from '../../shared/runtime/logger.js';
+} from '#shared/domain/completion/finished-job.js';
+import { type CompletionDeps, handleCompletion } from '#shared/domain/completion/handle.js';
+import { type CompletionMessage, messageFromEventData } from '#shared/domain/completion/message.js';
+import { inferenceResultTime, jobEnding } from '#shared/domain/completion/result-data.js';
+import { ForeignJobError, flowRecipients, routeJob } from '#shared/domain/completion/routing.js';
+import { buildInferenceJob } from '#shared/domain/inference-job.js';
+import { inferenceResultId } from '#shared/domain/results/build-events.js';
+import type { InferenceResultData } from '#shared/domain/results/event-data.js';
+import { publishedObjectName, resultClaimObjectName } from '#shared/domain/results/publish-once.js';
+import { fromPubSubMessage } from '#shared/domain/results/pubsub-binding.js';
+import { MalformedEventError, NotFoundError, TransientError } from '#shared/runtime/errors.js';
+import { createLogger } from '#shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';
 import { MemoryStore } from '../helpers/fakes.js';
 

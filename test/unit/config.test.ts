@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type Document, parseDocument } from 'yaml';
-import { configPath, DEFAULT_CONFIG_FILE, parseConfig } from '../../shared/config/load.js';
-import { ConfigError } from '../../shared/runtime/errors.js';
+import { configPath, DEFAULT_CONFIG_FILE, parseConfig } from '#shared/config/load.js';
+import { ConfigError } from '#shared/runtime/errors.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const SHIPPED = readFileSync(join(ROOT, 'batchwire.yaml'), 'utf8');

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startHealthMonitor } from '../../local/console/health.js';
+import { startHealthMonitor } from '#local/console/health.js';
 
 describe('console health monitor', () => {
   const servers: Server[] = [];

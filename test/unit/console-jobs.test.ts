@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { JobRow } from '../../local/console/api-types.js';
-import { createJobsCache } from '../../local/console/jobs-cache.js';
-import { ConsoleInputError, pageJobs, taskAttempts } from '../../local/console/platform-reader.js';
+import type { JobRow } from '#local/console/api-types.js';
+import { createJobsCache } from '#local/console/jobs-cache.js';
+import { ConsoleInputError, pageJobs, taskAttempts } from '#local/console/platform-reader.js';
 
 function row(i: number, overrides: Partial<JobRow> = {}): JobRow {
   return {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { PlatformActivity } from '../../local/activity.js';
-import { TaskSlots } from '../../local/executor/index.js';
-import { followTaskSlots } from '../../local/platform/console.js';
+import type { PlatformActivity } from '#local/activity.js';
+import { TaskSlots } from '#local/executor/index.js';
+import { followTaskSlots } from '#local/platform/console.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { runnableArgv, taskEnvironment } from '../../local/batch/task-command.js';
-import type { RunnableMessage, TaskGroupMessage } from '../../local/batch/types.js';
+import { runnableArgv, taskEnvironment } from '#local/batch/task-command.js';
+import type { RunnableMessage, TaskGroupMessage } from '#local/batch/types.js';
 
 /** How a Batch task becomes the executor's argv and environment; running them is an integration test. */
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidFlowRequestError, parseFlowRequest } from '../../shared/domain/flow-request.js';
+import { InvalidFlowRequestError, parseFlowRequest } from '#shared/domain/flow-request.js';
 import { repoConfig } from '../helpers/config.js';
 
 const config = repoConfig({

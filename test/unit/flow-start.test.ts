@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { parseFlowRequest } from '../../shared/domain/flow-request.js';
+import { parseFlowRequest } from '#shared/domain/flow-request.js';
 import {
   CLAIM_LABEL,
   configuredFlowJobs,
@@ -12,7 +12,7 @@ import {
   startedObjectName,
   startFlow,
   triggerFromHeaders,
-} from '../../shared/domain/flow-start.js';
+} from '#shared/domain/flow-start.js';
 import { repoConfig } from '../helpers/config.js';
 import { MemoryStore } from '../helpers/fakes.js';
 

@@ -1,14 +1,9 @@
 import { ApiError } from '@google-cloud/storage';
 import { GoogleError } from 'google-gax';
 import { describe, expect, it } from 'vitest';
-import {
-  deniedPermission,
-  fromGrpcError,
-  fromHttpError,
-  GrpcCode,
-} from '../../shared/clients/grpc-errors.js';
-import { publishError } from '../../shared/clients/pubsub.js';
-import { PermanentError, PermissionDeniedError, TransientError } from '../../shared/runtime/errors.js';
+import { deniedPermission, fromGrpcError, fromHttpError, GrpcCode } from '#shared/clients/grpc-errors.js';
+import { publishError } from '#shared/clients/pubsub.js';
+import { PermanentError, PermissionDeniedError, TransientError } from '#shared/runtime/errors.js';
 
 /**
  * How the adapters classify Google's permission errors, built with the clients' own error types

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { compileJobFilter } from '../../local/batch/list-filter.js';
-import type { JobMessage } from '../../local/batch/types.js';
-import { paginate } from '../../local/grpc/paging.js';
-import { compilePathTemplate, matchPathTemplate, splitVerb } from '../../local/grpc/path-template.js';
+import { compileJobFilter } from '#local/batch/list-filter.js';
+import type { JobMessage } from '#local/batch/types.js';
+import { paginate } from '#local/grpc/paging.js';
+import { compilePathTemplate, matchPathTemplate, splitVerb } from '#local/grpc/path-template.js';
 
 const match = (template: string, url: string) => {
   const { path, verb } = splitVerb(url);

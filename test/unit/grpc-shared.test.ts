@@ -5,9 +5,9 @@ import {
   type Operation,
   OperationStore,
   operationsHttpRules,
-} from '../../local/grpc/operations.js';
-import { grpcError } from '../../local/grpc/protos.js';
-import { FaultInjector, unaryHandlers } from '../../local/grpc/unary.js';
+} from '#local/grpc/operations.js';
+import { grpcError } from '#local/grpc/protos.js';
+import { FaultInjector, unaryHandlers } from '#local/grpc/unary.js';
 
 const LOCATION = 'projects/p/locations/r';
 const response = () => ({ type_url: 'type.googleapis.com/google.protobuf.Empty', value: Buffer.alloc(0) });

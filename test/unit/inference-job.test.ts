@@ -1,13 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseDuration, readTaskContract } from '../../shared/domain/batch-job.js';
+import { parseDuration, readTaskContract } from '#shared/domain/batch-job.js';
 import {
   buildInferenceJob,
   completionTopicName,
   labelValue,
   taskCountFor,
-} from '../../shared/domain/inference-job.js';
-import { ConfigError, PermanentError } from '../../shared/runtime/errors.js';
+} from '#shared/domain/inference-job.js';
+import { ConfigError, PermanentError } from '#shared/runtime/errors.js';
 import { anyText } from '../helpers/arbitraries.js';
 import { testConfig } from '../helpers/config.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { interruptedFlowCompletions, PLATFORM_STOPPED } from '../../local/platform/interrupted-flows.js';
-import type { ExecutionResource } from '../../local/workflows/server.js';
-import { parseFlowCompletion } from '../../shared/domain/completion/classify.js';
+import { interruptedFlowCompletions, PLATFORM_STOPPED } from '#local/platform/interrupted-flows.js';
+import type { ExecutionResource } from '#local/workflows/server.js';
+import { parseFlowCompletion } from '#shared/domain/completion/classify.js';
 
 function execution(name: string, argument: unknown): ExecutionResource {
   return {

@@ -1,12 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  JOB_ID_PATTERN,
-  jobIdFor,
-  objectVersionKey,
-  requestIdFor,
-  uuidV5,
-} from '../../shared/domain/job-id.js';
+import { JOB_ID_PATTERN, jobIdFor, objectVersionKey, requestIdFor, uuidV5 } from '#shared/domain/job-id.js';
 import { anyText } from '../helpers/arbitraries.js';
 
 const UUID_V5 = /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Backoff, backoffDelay } from '../../local/backoff.js';
+import { Backoff, backoffDelay } from '#local/backoff.js';
 
 describe('backoff', () => {
   const policy = { initialDelayMs: 500, multiplier: 2, maxDelayMs: 3_000 };

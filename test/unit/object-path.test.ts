@@ -8,7 +8,7 @@ import {
   outputPrefix,
   parseObjectName,
   parseObjectUri,
-} from '../../shared/domain/object-path.js';
+} from '#shared/domain/object-path.js';
 
 describe('parseObjectName', () => {
   it('finds product, client and path of an input', () => {

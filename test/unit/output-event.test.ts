@@ -3,8 +3,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { ObjectStore, Publisher } from '../../shared/clients/ports.js';
-import type { Rejection } from '../../shared/domain/rejection.js';
+import type { ObjectStore, Publisher } from '#shared/clients/ports.js';
+import type { Rejection } from '#shared/domain/rejection.js';
 import {
   boundedUtf8,
   flowResultEvent,
@@ -13,7 +13,7 @@ import {
   inferenceResultId,
   rejectionEvent,
   rejectionId,
-} from '../../shared/domain/results/build-events.js';
+} from '#shared/domain/results/build-events.js';
 import {
   DATA_SCHEMAS,
   EVENT_TYPES,
@@ -22,11 +22,11 @@ import {
   MAX_REASON_CHARS,
   MAX_SUBJECT_BYTES,
   PUBSUB_MAX_ATTRIBUTE_BYTES,
-} from '../../shared/domain/results/event-data.js';
-import { publishRejection } from '../../shared/domain/results/publish-once.js';
-import { fromPubSubMessage, toPubSubMessage } from '../../shared/domain/results/pubsub-binding.js';
-import { outputTopic } from '../../shared/plan/names.js';
-import { createLogger } from '../../shared/runtime/logger.js';
+} from '#shared/domain/results/event-data.js';
+import { publishRejection } from '#shared/domain/results/publish-once.js';
+import { fromPubSubMessage, toPubSubMessage } from '#shared/domain/results/pubsub-binding.js';
+import { outputTopic } from '#shared/plan/names.js';
+import { createLogger } from '#shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';
 
 const SCHEMA_DIR = new URL('../../shared/contracts/schemas/', import.meta.url);

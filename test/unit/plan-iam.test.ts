@@ -3,17 +3,11 @@ import { join } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { parseConfig } from '../../shared/config/load.js';
-import { buildPlan } from '../../shared/plan/build-plan.js';
-import {
-  ADAPTER_OPERATIONS,
-  checkIam,
-  grants,
-  type Need,
-  principalNeeds,
-} from '../../shared/plan/iam-needs.js';
-import { ROLE_PERMISSIONS } from '../../shared/plan/iam-roles.js';
-import { WORKFLOW_CALLS } from '../../shared/plan/workflow-calls.js';
+import { parseConfig } from '#shared/config/load.js';
+import { buildPlan } from '#shared/plan/build-plan.js';
+import { ADAPTER_OPERATIONS, checkIam, grants, type Need, principalNeeds } from '#shared/plan/iam-needs.js';
+import { ROLE_PERMISSIONS } from '#shared/plan/iam-roles.js';
+import { WORKFLOW_CALLS } from '#shared/plan/workflow-calls.js';
 import { repoConfig } from '../helpers/config.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -188,7 +182,7 @@ describe('IAM conditions confine a client to its own prefix', () => {
   });
 
   it('renders each condition as CEL on the object name and the list prefix', async () => {
-    const { conditionExpression } = await import('../../shared/plan/build-plan.js');
+    const { conditionExpression } = await import('#shared/plan/build-plan.js');
     const viewer = plan.bindings.find((b) => b.principal === acme && b.role === 'roles/storage.objectViewer');
     expect(viewer?.condition && conditionExpression(bucket, viewer.condition)).toBe(
       "resource.name.startsWith('projects/_/buckets/batchwire-prod-batch/objects/mlops-template/acme/') || " +

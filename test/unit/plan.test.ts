@@ -2,14 +2,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { plan as planCommand } from '../../scripts/commands/plan.js';
-import { renderGcloud } from '../../scripts/plan/render-gcloud.js';
-import { renderSummary } from '../../scripts/plan/render-summary.js';
-import { renderTerraform } from '../../scripts/plan/render-terraform.js';
-import { parseConfig } from '../../shared/config/load.js';
-import { buildPlan, clientPlan } from '../../shared/plan/build-plan.js';
-import { accountId, outputSubscription, outputTopic } from '../../shared/plan/names.js';
-import type { Plan } from '../../shared/plan/types.js';
+import { plan as planCommand } from '#scripts/commands/plan.js';
+import { renderGcloud } from '#scripts/plan/render-gcloud.js';
+import { renderSummary } from '#scripts/plan/render-summary.js';
+import { renderTerraform } from '#scripts/plan/render-terraform.js';
+import { parseConfig } from '#shared/config/load.js';
+import { buildPlan, clientPlan } from '#shared/plan/build-plan.js';
+import { accountId, outputSubscription, outputTopic } from '#shared/plan/names.js';
+import type { Plan } from '#shared/plan/types.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const PROD = readFileSync(join(ROOT, 'deploy/prod.yaml'), 'utf8');

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { inferenceConfigFromEnv } from '../../reference-tasks/inference/run.js';
-import { partName, taskPosition } from '../../reference-tasks/lib/env.js';
-import { TaskConfigError } from '../../reference-tasks/lib/errors.js';
-import { parseGcsPrefix, parseGcsUri } from '../../reference-tasks/lib/gcs-uri.js';
-import { clientsForTask, metadataConfigFromEnv } from '../../reference-tasks/metadata/run.js';
-import { trainConfigFromEnv } from '../../reference-tasks/train/run.js';
+import { inferenceConfigFromEnv } from '#reference-tasks/inference/run.js';
+import { partName, taskPosition } from '#reference-tasks/lib/env.js';
+import { TaskConfigError } from '#reference-tasks/lib/errors.js';
+import { parseGcsPrefix, parseGcsUri } from '#reference-tasks/lib/gcs-uri.js';
+import { clientsForTask, metadataConfigFromEnv } from '#reference-tasks/metadata/run.js';
+import { trainConfigFromEnv } from '#reference-tasks/train/run.js';
 
 describe('taskPosition', () => {
   it("reads Batch's variables, else Cloud Run's, else runs as task 0 of 1", () => {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bufferSource } from '../../reference-tasks/lib/byte-source.js';
-import { readFirstLine, readShardLines, shardByteRange } from '../../reference-tasks/lib/line-shard.js';
+import { bufferSource } from '#reference-tasks/lib/byte-source.js';
+import { readFirstLine, readShardLines, shardByteRange } from '#reference-tasks/lib/line-shard.js';
 
 /** The reference: the input's lines as a plain split would give them, with their byte offsets. */
 function expectedLines(data: Buffer): Array<{ offset: number; text: string }> {

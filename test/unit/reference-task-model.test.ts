@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../reference-tasks/lib/errors.js';
+import { InputError } from '#reference-tasks/lib/errors.js';
 import {
   BUILTIN_MODEL_VERSION,
   type ModelArtifact,
@@ -7,7 +7,7 @@ import {
   parseModelArtifact,
   tokenise,
   upperCaseModel,
-} from '../../reference-tasks/lib/model.js';
+} from '#reference-tasks/lib/model.js';
 
 const artifact: ModelArtifact = {
   kind: 'batchwire.reference-model',

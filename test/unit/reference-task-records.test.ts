@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bufferSource } from '../../reference-tasks/lib/byte-source.js';
-import { InputError } from '../../reference-tasks/lib/errors.js';
-import { readFirstLine, readShardLines } from '../../reference-tasks/lib/line-shard.js';
+import { bufferSource } from '#reference-tasks/lib/byte-source.js';
+import { InputError } from '#reference-tasks/lib/errors.js';
+import { readFirstLine, readShardLines } from '#reference-tasks/lib/line-shard.js';
 import {
   createLineDecoder,
   type DecodedLine,
@@ -10,7 +10,7 @@ import {
   lineText,
   parseCsvHeader,
   parseCsvLine,
-} from '../../reference-tasks/lib/records.js';
+} from '#reference-tasks/lib/records.js';
 
 const line = (offset: number, text: string) => ({
   offset,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { resolveContainer, UnmappedImageError } from '../../local/executor/index.js';
+import { resolveContainer, UnmappedImageError } from '#local/executor/index.js';
 
 describe('resolveContainer', () => {
   const images = {

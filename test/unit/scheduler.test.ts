@@ -5,7 +5,7 @@ import {
   type SchedulerClock,
   schedulerJobs,
   startScheduler,
-} from '../../local/scheduler/scheduler.js';
+} from '#local/scheduler/scheduler.js';
 import { repoConfig } from '../helpers/config.js';
 
 const config = repoConfig();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Catalog } from '../../local/storage/catalog.js';
-import type { ObjectRecord } from '../../local/storage/resources.js';
-import { MemoryBackend } from '../../local/storage/store.js';
+import { Catalog } from '#local/storage/catalog.js';
+import type { ObjectRecord } from '#local/storage/resources.js';
+import { MemoryBackend } from '#local/storage/store.js';
 
 async function catalogWith(names: string[], options: { versioning?: boolean } = {}) {
   const finalized: ObjectRecord[] = [];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { applyFieldMask, parseFieldMask } from '../../local/storage/fields.js';
-import { compileGlob } from '../../local/storage/glob.js';
-import { StorageApiError } from '../../local/storage/resources.js';
+import { applyFieldMask, parseFieldMask } from '#local/storage/fields.js';
+import { compileGlob } from '#local/storage/glob.js';
+import { StorageApiError } from '#local/storage/resources.js';
 
 // Cases follow the matchGlob table of Cloud Storage's "List objects" page (filter by object glob).
 describe('compileGlob (Objects.list matchGlob)', () => {

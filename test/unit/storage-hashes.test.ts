@@ -1,7 +1,7 @@
 import { CRC32C } from '@google-cloud/storage';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { crc32cBase64, crc32cUpdate, ObjectHasher, parseGoogHash } from '../../local/storage/hashes.js';
+import { crc32cBase64, crc32cUpdate, ObjectHasher, parseGoogHash } from '#local/storage/hashes.js';
 
 describe('crc32c', () => {
   it('matches the Castagnoli check value for "123456789"', () => {

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { multipartBoundary, readMultipart } from '../../local/storage/multipart.js';
-import { StorageApiError } from '../../local/storage/resources.js';
-import { parseContentRange } from '../../local/storage/uploads.js';
+import { multipartBoundary, readMultipart } from '#local/storage/multipart.js';
+import { StorageApiError } from '#local/storage/resources.js';
+import { parseContentRange } from '#local/storage/uploads.js';
 
 describe('parseContentRange', () => {
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { writeTarget } from '../../local/storage/write-refusal.js';
+import { writeTarget } from '#local/storage/write-refusal.js';
 
 const none = () => undefined;
 const target = (method: string, api: 'json' | 'upload' | 'download', path: string, query = '') =>

@@ -6,7 +6,7 @@ import {
   TASK_MEMORY_BUDGET_BYTES,
   type TaskGroupRun,
   TaskSlots,
-} from '../../local/executor/index.js';
+} from '#local/executor/index.js';
 
 /**
  * A hand-written stand-in for the process runner: every attempt waits until the test finishes

@@ -1,21 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import type { Publisher } from '../../shared/clients/ports.js';
-import type { BatchJob, BatchJobs, CreatedJob } from '../../shared/domain/batch-job.js';
-import { JOB_ID_PATTERN } from '../../shared/domain/job-id.js';
+import type { Publisher } from '#shared/clients/ports.js';
+import type { BatchJob, BatchJobs, CreatedJob } from '#shared/domain/batch-job.js';
+import { JOB_ID_PATTERN } from '#shared/domain/job-id.js';
 import {
   decideUpload,
   handleUpload,
   parseUploadEventData,
   type UploadDeps,
   type UploadObject,
-} from '../../shared/domain/upload.js';
+} from '#shared/domain/upload.js';
 import {
   AlreadyExistsError,
   MalformedEventError,
   PermanentError,
   TransientError,
-} from '../../shared/runtime/errors.js';
-import { createLogger, type Logger } from '../../shared/runtime/logger.js';
+} from '#shared/runtime/errors.js';
+import { createLogger, type Logger } from '#shared/runtime/logger.js';
 import { testConfig } from '../helpers/config.js';
 import { MemoryStore } from '../helpers/fakes.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { systemClock } from '../../local/workflows/execute.js';
+import { systemClock } from '#local/workflows/execute.js';
 
 describe('systemClock.sleep', () => {
   it('waits out a sleep longer than a Node timer can hold (~24.8 days) instead of firing at once', async () => {

@@ -5,8 +5,8 @@ import {
   LOCAL_CONNECTOR_NAMES,
   toProtoRequest,
   toRestJson,
-} from '../../local/workflows/connectors.js';
-import { WorkflowException } from '../../local/workflows/errors.js';
+} from '#local/workflows/connectors.js';
+import { WorkflowException } from '#local/workflows/errors.js';
 
 describe('local connectors (no network)', () => {
   it('provides every advertised connector without loading any client', () => {

@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  type Clock,
-  executeWorkflow,
-  parseWorkflow,
-  WorkflowRuntimeError,
-} from '../../local/workflows/index.js';
+import { type Clock, executeWorkflow, parseWorkflow, WorkflowRuntimeError } from '#local/workflows/index.js';
 
 const fixedClock: Clock = { now: () => 1_700_000_000_000, sleep: async () => {} };
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { httpError } from '../../local/workflows/connectors.js';
+import { httpError } from '#local/workflows/connectors.js';
 import {
   type Clock,
   type ConnectorRegistry,
@@ -9,9 +9,9 @@ import {
   parseWorkflow,
   WorkflowException,
   WorkflowRuntimeError,
-} from '../../local/workflows/index.js';
-import { parseFlowRequest } from '../../shared/domain/flow-request.js';
-import { type FlowArgument, planFlowStart } from '../../shared/domain/flow-start.js';
+} from '#local/workflows/index.js';
+import { parseFlowRequest } from '#shared/domain/flow-request.js';
+import { type FlowArgument, planFlowStart } from '#shared/domain/flow-start.js';
 import { repoConfig } from '../helpers/config.js';
 
 /**

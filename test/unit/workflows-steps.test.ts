@@ -8,7 +8,7 @@ import {
   WorkflowException,
   type WorkflowRuntime,
   WorkflowRuntimeError,
-} from '../../local/workflows/index.js';
+} from '#local/workflows/index.js';
 
 /** A clock that records every sleep and advances instantly. */
 function fakeClock(start = 0): Clock & { sleeps: number[] } {

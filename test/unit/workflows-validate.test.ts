@@ -8,7 +8,7 @@ import {
   validateWorkflow,
   validateWorkflowFile,
   WorkflowSyntaxError,
-} from '../../local/workflows/index.js';
+} from '#local/workflows/index.js';
 
 function diagnose(source: string, connectors?: string[]) {
   return validateWorkflow(parseWorkflow(source, 'flow.yaml'), connectors ? { connectors } : {});
