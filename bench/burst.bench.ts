@@ -67,6 +67,8 @@ async function startPlatform(
   const profile = process.env.BENCH_BURST_PROFILE;
   const args = [
     ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []),
+    // As `npm start` and the `batchwire` bin start it (see scripts/cli.ts).
+    '--optimize-for-size',
     CLI,
     'dev',
     '--json',
