@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { grpcError } from '../grpc/protos.js';
-import type { Timestamp } from '../grpc/timestamp.js';
+import { millis, type Timestamp } from '../grpc/timestamp.js';
 import type { JobMessage } from './types.js';
 
 /**
@@ -21,10 +21,6 @@ export function compileJobFilter(filter: string): (job: JobMessage) => boolean {
 const invalid = (message: string) => grpcError(grpc.status.INVALID_ARGUMENT, message);
 
 const CLAUSE = /^([a-zA-Z_.]+(?:\."[^"]+")?)\s*(<=|>=|!=|=|:|<|>)\s*(?:"([^"]*)"|(\S+))$/;
-
-function millis(time: Timestamp | null | undefined): number | undefined {
-  return time ? Number(time.seconds) * 1000 + Math.floor(Number(time.nanos ?? 0) / 1_000_000) : undefined;
-}
 
 function compileClause(clause: string): (job: JobMessage) => boolean {
   const match = CLAUSE.exec(clause);

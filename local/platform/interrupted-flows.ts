@@ -3,6 +3,7 @@ import {
   type FlowCompletion,
   FlowCompletionSchema,
 } from '#shared/domain/completion/classify.js';
+import { millis } from '../grpc/timestamp.js';
 import type { ExecutionResource } from '../workflows/server.js';
 
 /** Why a flow that a stop cut short failed, as its client reads it in `flow.failed`. */
@@ -34,7 +35,7 @@ export function interruptedFlowCompletions(
       continue;
     }
     if (typeof argument?.completionTopic !== 'string') continue;
-    const started = Number(execution.start_time.seconds) * 1000 + execution.start_time.nanos / 1e6;
+    const started = millis(execution.start_time) as number;
     const completion = FlowCompletionSchema.safeParse({
       type: 'flow',
       version: 1,
