@@ -1,6 +1,3 @@
-import { once } from 'node:events';
-import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Bucket, File, Storage } from '@google-cloud/storage';
 import { gcsSource, type RangedByteSource } from '../lib/byte-source.js';
 import { optionalEnv, partName, requireEnv, type TaskPosition, taskPosition } from '../lib/env.js';
@@ -10,6 +7,7 @@ import { readFirstLine, readShardLines } from '../lib/line-shard.js';
 import type { TaskLogger } from '../lib/log.js';
 import { completedParts, type InferenceManifest, PART_METADATA, writeJsonOnce } from '../lib/manifest.js';
 import { type Model, modelFromArtifact, parseModelArtifact, upperCaseModel } from '../lib/model.js';
+import { createObjectWriter, type ObjectWriter } from '../lib/object-writer.js';
 import { createLineDecoder, formatOf, type InputFormat, lineText, parseCsvHeader } from '../lib/records.js';
 import { storageErrorCode } from '../lib/storage.js';
 
@@ -34,6 +32,7 @@ export interface InferenceResult {
   manifestWritten: boolean;
 }
 
+const NDJSON = 'application/x-ndjson';
 const INPUTS_PATH = /^([a-z][a-z0-9-]{1,29})\/([a-z][a-z0-9-]{1,29})\/inputs\//;
 
 /**
@@ -124,8 +123,7 @@ export async function runInference(
   const part = `${config.output.name}${partName(index)}`;
   const rejectsName = `${config.output.name}${partName(index, 'rejects')}`;
   const counts = { records: 0, rejects: 0, bytesWritten: 0 };
-  let rejects: Writable | undefined;
-  let rejectsError: Error | undefined;
+  let rejects: ObjectWriter | undefined;
 
   const decode = createLineDecoder(format, header);
   async function* outputLines(): AsyncGenerator<string> {
@@ -136,16 +134,10 @@ export async function runInference(
       if (decoded.kind === 'skip') continue;
       if (decoded.kind === 'reject') {
         counts.rejects++;
-        if (!rejects) {
-          rejects = outBucket.file(rejectsName).createWriteStream({ contentType: 'application/x-ndjson' });
-          // Recorded, not thrown here: the failure surfaces on the next write or at the end.
-          rejects.on('error', (error: Error) => {
-            rejectsError = error;
-          });
-        }
-        if (rejectsError) throw rejectsError;
-        const entry = `${JSON.stringify({ _offset: decoded.offset, reason: decoded.reason, line: decoded.line })}\n`;
-        if (!rejects.write(entry)) await once(rejects, 'drain');
+        rejects ??= createObjectWriter(outBucket.file(rejectsName), { contentType: NDJSON });
+        await rejects.write(
+          `${JSON.stringify({ _offset: decoded.offset, reason: decoded.reason, line: decoded.line })}\n`,
+        );
         continue;
       }
       const output = {
@@ -167,36 +159,23 @@ export async function runInference(
     }
   }
 
-  const partFile = outBucket.file(part);
-  await pipeline(
-    Readable.from(outputLines(), { objectMode: false }),
-    partFile.createWriteStream({
-      contentType: 'application/x-ndjson',
-      // MD5 is checked end to end as CRC32C is, but hashed natively: the client's CRC32C is
-      // JavaScript and cost about a seventh of the task's CPU in profiles.
-      validation: 'md5',
-      metadata: {
-        metadata: {
-          [PART_METADATA.taskCount]: String(count),
-          [PART_METADATA.inputGeneration]: generation,
-        },
-      },
-    }),
-  );
-  const rejectsStream = rejects as Writable | undefined;
-  if (rejectsStream) {
-    rejectsStream.end();
-    if (!rejectsStream.writableFinished && !rejectsError) await once(rejectsStream, 'finish');
-    if (rejectsError) throw rejectsError;
-  }
-  // Marks the part complete (see PART_METADATA): only now may the manifest count it.
-  await partFile.setMetadata({
+  const partWriter = createObjectWriter(outBucket.file(part), {
+    contentType: NDJSON,
     metadata: {
-      [PART_METADATA.records]: String(counts.records),
-      [PART_METADATA.rejects]: String(counts.rejects),
-      [PART_METADATA.rejectsObject]: rejectsStream ? rejectsName : null,
-      [PART_METADATA.modelVersion]: model.version,
+      [PART_METADATA.taskCount]: String(count),
+      [PART_METADATA.inputGeneration]: generation,
     },
+  });
+  for await (const chunk of outputLines()) await partWriter.write(chunk);
+  // The rejects are complete before the part says where they are.
+  const rejectsWriter = rejects as ObjectWriter | undefined;
+  if (rejectsWriter) await rejectsWriter.finish();
+  // Marks the part complete (see PART_METADATA): only now may the manifest count it.
+  const partResource = await partWriter.finish({
+    [PART_METADATA.records]: String(counts.records),
+    [PART_METADATA.rejects]: String(counts.rejects),
+    [PART_METADATA.rejectsObject]: rejectsWriter ? rejectsName : null,
+    [PART_METADATA.modelVersion]: model.version,
   });
 
   const manifestWritten = await writeManifestIfComplete(outBucket, config, {
@@ -205,6 +184,7 @@ export async function runInference(
     size,
     format,
     model,
+    ownPart: { index, resource: partResource },
   });
   const seconds = (performance.now() - started) / 1000;
   log.info('shard finished', {
@@ -272,10 +252,17 @@ async function readCsvHeader(source: RangedByteSource, maxLineBytes: number): Pr
 async function writeManifestIfComplete(
   bucket: Bucket,
   config: InferenceConfig,
-  input: { inputUri: string; generation: string; size: number; format: InputFormat; model: Model },
+  input: {
+    inputUri: string;
+    generation: string;
+    size: number;
+    format: InputFormat;
+    model: Model;
+    ownPart: { index: number; resource: File['metadata'] };
+  },
 ): Promise<boolean> {
   const { count } = config.position;
-  const parts = await completedParts(bucket, config.output.name, count, input.generation);
+  const parts = await completedParts(bucket, config.output.name, count, input.generation, input.ownPart);
   if (!parts) return false;
   const manifest: InferenceManifest = {
     kind: 'batchwire.inference-manifest',

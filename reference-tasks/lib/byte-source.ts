@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { File } from '@google-cloud/storage';
 
 /**
@@ -50,9 +52,32 @@ export function gcsSource(file: File, size: number): RangedByteSource {
     read(start: number, end: number): AsyncIterable<Uint8Array> {
       if (end <= start) return emptyIterable();
       // Hash validation only applies to whole-object reads; ranges are checked by length.
-      return file.createReadStream({ start, end: end - 1, validation: false, decompress: false });
+      return drainedOnReturn(
+        file.createReadStream({ start, end: end - 1, validation: false, decompress: false }),
+      );
     },
   };
+}
+
+/**
+ * The stream's chunks; a reader that stops early (a shard's last line is complete before its
+ * range is) leaves the rest to be read to the end rather than destroyed. Destroying a download
+ * mid-response puts its keep-alive socket back in the Storage client's pool as it closes, and
+ * the client's next request on that socket fails with "socket hang up" (@google-cloud/storage
+ * 7.x; reproduced against a plain Node HTTP server, so it is not the server's doing). The rest is
+ * at most the range asked for.
+ */
+async function* drainedOnReturn(stream: Readable): AsyncIterable<Uint8Array> {
+  let ended = false;
+  try {
+    for await (const chunk of stream.iterator({ destroyOnReturn: false })) yield chunk as Uint8Array;
+    ended = true;
+  } finally {
+    if (!ended && !stream.destroyed) {
+      stream.resume();
+      await finished(stream);
+    }
+  }
 }
 
 async function* emptyIterable(): AsyncIterable<Uint8Array> {}

@@ -1,4 +1,4 @@
-import type { Bucket } from '@google-cloud/storage';
+import type { Bucket, File } from '@google-cloud/storage';
 import { partName } from './env.js';
 import { formatGcsUri } from './gcs-uri.js';
 import { storageErrorCode } from './storage.js';
@@ -47,47 +47,63 @@ export interface InferenceManifest {
 /**
  * The parts 0..taskCount-1 under `prefix` if all are complete for this input generation and
  * task count, else undefined (someone is still writing; they will check again when done).
+ * `known` is a part this task has just written (its resource as the upload returned it): a
+ * one-task job's only part, which needs no listing.
  */
 export async function completedParts(
   bucket: Bucket,
   prefix: string,
   taskCount: number,
   inputGeneration: string,
+  known?: { index: number; resource: File['metadata'] },
 ): Promise<ManifestPart[] | undefined> {
-  const [files] = await bucket.getFiles({ prefix: `${prefix}part-`, autoPaginate: true });
-  const byName = new Map(files.map((file) => [file.name, file]));
+  const resources = new Map<string, File['metadata']>();
+  if (known) resources.set(`${prefix}${partName(known.index)}`, known.resource);
+  if (resources.size < taskCount) {
+    const [files] = await bucket.getFiles({ prefix: `${prefix}part-`, autoPaginate: true });
+    for (const file of files) if (!resources.has(file.name)) resources.set(file.name, file.metadata);
+  }
   const parts: ManifestPart[] = [];
   for (let index = 0; index < taskCount; index++) {
     const name = `${prefix}${partName(index)}`;
-    const file = byName.get(name);
-    const custom = (file?.metadata.metadata ?? {}) as Record<
-      string,
-      string | number | boolean | null | undefined
-    >;
-    const records = custom[PART_METADATA.records];
-    if (
-      !file ||
-      records === undefined ||
-      records === null ||
-      String(custom[PART_METADATA.taskCount]) !== String(taskCount) ||
-      String(custom[PART_METADATA.inputGeneration]) !== inputGeneration
-    ) {
-      return undefined;
-    }
-    const rejectsObject = custom[PART_METADATA.rejectsObject];
-    parts.push({
-      index,
-      name,
-      uri: formatGcsUri(bucket.name, name),
-      size: Number(file.metadata.size ?? 0),
-      generation: String(file.metadata.generation ?? ''),
-      records: Number(records),
-      rejects: Number(custom[PART_METADATA.rejects] ?? 0),
-      rejectsObject: rejectsObject ? String(rejectsObject) : null,
-      modelVersion: String(custom[PART_METADATA.modelVersion] ?? ''),
-    });
+    const part = completedPart(bucket.name, index, name, resources.get(name), { taskCount, inputGeneration });
+    if (!part) return undefined;
+    parts.push(part);
   }
   return parts;
+}
+
+/** The part as the manifest lists it, if its resource says it is complete for this job. */
+function completedPart(
+  bucketName: string,
+  index: number,
+  name: string,
+  resource: File['metadata'] | undefined,
+  job: { taskCount: number; inputGeneration: string },
+): ManifestPart | undefined {
+  const custom = (resource?.metadata ?? {}) as Record<string, string | number | boolean | null | undefined>;
+  const records = custom[PART_METADATA.records];
+  if (
+    !resource ||
+    records === undefined ||
+    records === null ||
+    String(custom[PART_METADATA.taskCount]) !== String(job.taskCount) ||
+    String(custom[PART_METADATA.inputGeneration]) !== job.inputGeneration
+  ) {
+    return undefined;
+  }
+  const rejectsObject = custom[PART_METADATA.rejectsObject];
+  return {
+    index,
+    name,
+    uri: formatGcsUri(bucketName, name),
+    size: Number(resource.size ?? 0),
+    generation: String(resource.generation ?? ''),
+    records: Number(records),
+    rejects: Number(custom[PART_METADATA.rejects] ?? 0),
+    rejectsObject: rejectsObject ? String(rejectsObject) : null,
+    modelVersion: String(custom[PART_METADATA.modelVersion] ?? ''),
+  };
 }
 
 /**

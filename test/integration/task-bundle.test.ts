@@ -47,7 +47,7 @@ describe('bundled tasks', () => {
       BATCHWIRE_OUTPUT_URI: `gs://${BUCKET}/mlops-template/acme/outputs/bundle/`,
     });
 
-    // Assert: the whole path ran (ranged read, resumable upload, metadata, manifest precondition)
+    // Assert: the whole path ran (ranged read, single-request upload, manifest precondition)
     expect(run, run.stderr).toMatchObject({ code: 0 });
     const [part] = await bucket.file('mlops-template/acme/outputs/bundle/part-00000.jsonl').download();
     const texts = part
@@ -58,5 +58,26 @@ describe('bundled tasks', () => {
     expect(texts).toEqual(['HELLO', 'WORLD']);
     const [manifest] = await bucket.file('mlops-template/acme/outputs/bundle/manifest.json').download();
     expect(JSON.parse(manifest.toString('utf8'))).toMatchObject({ taskCount: 1, records: 2, rejects: 0 });
+  });
+
+  it('stream a part too large for one request through a resumable upload (its lazily loaded fetch)', async () => {
+    // Arrange: 80,000 records, whose output (over 5 MB) goes through a resumable upload.
+    const lines = Array.from({ length: 80_000 }, (_, i) => JSON.stringify({ text: `line ${i}` }));
+    await bucket.file('mlops-template/acme/inputs/large.jsonl').save(`${lines.join('\n')}\n`);
+
+    // Act
+    const run = await runTask(join(app, 'dist', 'tasks', 'inference.js'), {
+      STORAGE_EMULATOR_HOST: server.url,
+      BATCHWIRE_INPUT_URI: `gs://${BUCKET}/mlops-template/acme/inputs/large.jsonl`,
+      BATCHWIRE_OUTPUT_URI: `gs://${BUCKET}/mlops-template/acme/outputs/large/`,
+    });
+
+    // Assert
+    expect(run, run.stderr).toMatchObject({ code: 0 });
+    const [metadata] = await bucket.file('mlops-template/acme/outputs/large/part-00000.jsonl').getMetadata();
+    expect(Number(metadata.size)).toBeGreaterThan(5_000_000);
+    expect(metadata.metadata).toMatchObject({ 'batchwire-records': '80000' });
+    const [manifest] = await bucket.file('mlops-template/acme/outputs/large/manifest.json').download();
+    expect(JSON.parse(manifest.toString('utf8'))).toMatchObject({ records: 80_000 });
   });
 });
