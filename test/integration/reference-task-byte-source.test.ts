@@ -25,7 +25,10 @@ describe('gcsSource', () => {
     const text = `header\n${'x'.repeat(200_000)}\n`;
     await bucket.file('in.csv').save(text);
     const [metadata] = await bucket.file('in.csv').getMetadata();
-    const source = gcsSource(bucket.file('in.csv', { generation: metadata.generation }), Number(metadata.size));
+    const source = gcsSource(
+      bucket.file('in.csv', { generation: metadata.generation }),
+      Number(metadata.size),
+    );
 
     // Act: stop after the first line, then upload at once on the same client (and its sockets).
     const first = await readFirstLine(source);
