@@ -6,13 +6,16 @@ import { type ClaimScope, claimDoneObjectName, claimObjectName } from './object-
  * Doing something once across concurrent and repeated deliveries, with nothing but the bucket:
  *
  * ```
- * done record? ── yes ──▶ answer with it (a repeat)
- *      │ no
  * take claim (create-only, ifGenerationMatch: 0) ── created ──▶ do it ──▶ write done record
  *      │ exists
+ * done record? ── yes ──▶ answer with it (a repeat)
+ *      │ no
  * read the claim: within its lease → another attempt is at it (retry later);
  *                 past its lease   → its holder died: take over, with what the claim recorded
  * ```
+ *
+ * A done record is only ever written under a claim, and neither is deleted: a claim just created
+ * means the work was never done, so the first attempt reads nothing.
  *
  * Used by {@link publishOnce} (scope `results`: a result event published once per event id) and
  * by `startFlow` (scope `schedule`: a flow execution started once per Scheduler tick). What to do

@@ -526,6 +526,17 @@ describe('handleCompletion: job notifications', () => {
     });
   });
 
+  it('reads nothing from the bucket on a first delivery: it claims, lists and creates', async () => {
+    // Arrange
+    const { deps, store, publisher } = setup();
+    store.objects.set(`mlops-template/acme/outputs/${JOB_ID}/part-0.jsonl`, 'a');
+    // Act
+    await handleCompletion(notification('SUCCEEDED'), deps);
+    // Assert: no read of a claim marker or a manifest that cannot exist yet.
+    expect(publisher.messages).toHaveLength(1);
+    expect(store.reads).toEqual([]);
+  });
+
   it('stays far under Pub/Sub limits with thousands of outputs with long names: the list goes to the manifest', async () => {
     // Arrange: 5,000 objects whose names reach GCS's 1,024-byte limit (several MB of names)
     const { deps, store, publisher } = setup();

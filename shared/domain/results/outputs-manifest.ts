@@ -58,9 +58,8 @@ export async function recordOutputs(
   const manifestName = `${folder}${OUTPUTS_MANIFEST_FILE}`;
   const manifestUri = objectUri(parsed.bucket, manifestName);
 
-  const stored = parseManifest(await deps.store.readText(manifestName));
-  if (stored?.job.uid === job.uid) return outputsOf(outputUri, manifestUri, stored);
-
+  // Listed and created first, read only when the create finds one there: a job's result is
+  // usually handled once, and then this costs no read of a manifest that does not exist yet.
   const objects = (await deps.store.list(parsed.name))
     .filter((o) => o.name !== manifestName)
     .map((o) => ({ name: o.name, uri: objectUri(parsed.bucket, o.name), size: o.size }))
@@ -74,20 +73,17 @@ export async function recordOutputs(
     totalBytes: objects.reduce((sum, o) => sum + o.size, 0),
     objects,
   };
-  if (stored) {
-    deps.log.warn(
-      { manifest: manifestUri, manifestJobUid: stored.job.uid },
-      'outputs manifest belongs to another job of the same id; reporting a fresh listing without it',
-    );
-    return { ...outputsOf(outputUri, null, manifest) };
+  if (await deps.store.createIfAbsent(manifestName, JSON.stringify(manifest), 'application/json')) {
+    return outputsOf(outputUri, manifestUri, manifest);
   }
-  const created = await deps.store.createIfAbsent(manifestName, JSON.stringify(manifest), 'application/json');
-  if (!created) {
-    // Another delivery wrote it between our read and our create: its listing is the one reported.
-    const winner = parseManifest(await deps.store.readText(manifestName));
-    if (winner?.job.uid === job.uid) return outputsOf(outputUri, manifestUri, winner);
-  }
-  return outputsOf(outputUri, manifestUri, manifest);
+  // A redelivery, or another delivery that got here first: its listing is the one reported.
+  const stored = parseManifest(await deps.store.readText(manifestName));
+  if (stored?.job.uid === job.uid) return outputsOf(outputUri, manifestUri, stored);
+  deps.log.warn(
+    { manifest: manifestUri, manifestJobUid: stored?.job.uid },
+    'outputs manifest belongs to another job of the same id; reporting a fresh listing without it',
+  );
+  return outputsOf(outputUri, null, manifest);
 }
 
 function outputsOf(prefix: string, manifest: string | null, listed: OutputsManifest): ResultOutputs {

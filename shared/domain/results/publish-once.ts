@@ -63,15 +63,18 @@ export type PublishOutcome = 'published' | 'already-published';
  *
  * ```
  *  delivery A (message m1)                delivery B (duplicate m2, or m1 redelivered)
- *  marker? no
  *  create claim {holder: m1}    ✓
- *  publish ce-id=X              ─────▶   marker? no
- *                                        create claim ✗ exists, holder m1, within lease
+ *  publish ce-id=X              ─────▶   create claim ✗ exists → marker? no
+ *                                          holder m1, within lease
  *                                          → m2: TransientError, retry later
  *                                          → m1 redelivered: A failed or crashed, publish again
  *  create marker                ✓
- *                                        (retry) marker? yes → done, nothing published
+ *                                        (retry) create claim ✗ → marker? yes → done
  * ```
+ *
+ * The claim comes first: a claim just created means no one has published (the marker is only
+ * ever written under a claim, and claims are never deleted), so the usual first delivery costs
+ * no read of a marker that is not there.
  *
  * A claim older than the lease is taken over by anyone (its holder died and its message may
  * never come back). The one window left is a crash between the publish and the marker: the
@@ -89,11 +92,6 @@ export async function publishOnce(
   const leaseMs = deps.claimLeaseMs ?? 60_000;
   const log = deps.log.child({ resultEventId: event.id, resultType: event.type, topic });
 
-  if (await isDone(deps.store, RESULTS, event.id, PUBLISHED)) {
-    log.info('result already published; nothing to do');
-    return 'already-published';
-  }
-
   const claim: ResultClaimRecord = {
     eventId: event.id,
     type: event.type,
@@ -103,6 +101,10 @@ export async function publishOnce(
     deliveryId,
   };
   if (!(await takeClaim(deps.store, RESULTS, event.id, claim))) {
+    if (await isDone(deps.store, RESULTS, event.id, PUBLISHED)) {
+      log.info('result already published; nothing to do');
+      return 'already-published';
+    }
     const existing = validClaim(await readClaim<Partial<ResultClaimRecord>>(deps.store, RESULTS, event.id));
     const ageMs = existing ? claimAgeMs(existing.claimedAt, now()) : Number.POSITIVE_INFINITY;
     const ownClaim = existing?.deliveryId === deliveryId;
