@@ -77,7 +77,8 @@ const EMPTY_PULLS_TO_STOP = 3;
  * which nacks what they held). Push subscriptions are turned into pull ones first, so that the
  * emulator stops pushing while they are read. A client's subscriber may stay connected while
  * this runs: what the emulator streams to it meanwhile reaches it, and is not in the snapshot;
- * what it has not been sent yet is.
+ * what it has not been sent yet is. What a subscriber holds unacknowledged is not either: once
+ * clients are cut off, {@link takeBackLeases} adds it.
  */
 export async function readPubSubSnapshot(host: string, project: string): Promise<PubSubSnapshot> {
   // Gone already (e.g. a SIGTERM to the whole process group): say so now rather than let the
@@ -112,32 +113,7 @@ export async function readPubSubSnapshot(host: string, project: string): Promise
         await subscriber.modifyPushConfig({ subscription: name, pushConfig: {} });
       }
       const backlog: string[] = [];
-      for (let empty = 0; empty < EMPTY_PULLS_TO_STOP; ) {
-        const [response] = await subscriber.pull({
-          subscription: name,
-          maxMessages: PULL_BATCH,
-          returnImmediately: true,
-        });
-        const received = response.receivedMessages ?? [];
-        if (received.length === 0) {
-          empty += 1;
-          continue;
-        }
-        for (const { message } of received) {
-          if (!message?.messageId) continue;
-          const id = message.messageId;
-          backlog.push(id);
-          snapshot.messages[id] ??= {
-            topic,
-            data: Buffer.from(message.data ?? '').toString('base64'),
-            attributes: { ...(message.attributes ?? {}) },
-            ...(message.orderingKey ? { orderingKey: message.orderingKey } : {}),
-            ...(message.publishTime?.seconds
-              ? { publishTime: new Date(Number(String(message.publishTime.seconds)) * 1000).toISOString() }
-              : {}),
-          };
-        }
-      }
+      await pullBacklog(subscriber, name, topic, snapshot, backlog);
       snapshot.subscriptions.push({
         config: { ...(subscription as PubSubSnapshot['subscriptions'][number]['config']) },
         backlog,
@@ -149,6 +125,49 @@ export async function readPubSubSnapshot(host: string, project: string): Promise
   } finally {
     await clients.close();
   }
+}
+
+/**
+ * Pulls everything `subscription` (of `topic`) can deliver now into `snapshot`: each message
+ * once in `messages`, its id once in `backlog`. The pulled messages stay leased to this reader
+ * (never acknowledged), so each is pulled once. Returns how many deliveries it took.
+ */
+async function pullBacklog(
+  subscriber: EmulatorClients['subscriber'],
+  subscription: string,
+  topic: string,
+  snapshot: PubSubSnapshot,
+  backlog: string[],
+): Promise<number> {
+  const inBacklog = new Set(backlog);
+  let deliveries = 0;
+  for (let empty = 0; empty < EMPTY_PULLS_TO_STOP; ) {
+    const [response] = await subscriber.pull({ subscription, maxMessages: PULL_BATCH, returnImmediately: true });
+    const received = response.receivedMessages ?? [];
+    if (received.length === 0) {
+      empty += 1;
+      continue;
+    }
+    deliveries += received.length;
+    for (const { message } of received) {
+      if (!message?.messageId) continue;
+      const id = message.messageId;
+      if (!inBacklog.has(id)) {
+        inBacklog.add(id);
+        backlog.push(id);
+      }
+      snapshot.messages[id] ??= {
+        topic,
+        data: Buffer.from(message.data ?? '').toString('base64'),
+        attributes: { ...(message.attributes ?? {}) },
+        ...(message.orderingKey ? { orderingKey: message.orderingKey } : {}),
+        ...(message.publishTime?.seconds
+          ? { publishTime: new Date(Number(String(message.publishTime.seconds)) * 1000).toISOString() }
+          : {}),
+      };
+    }
+  }
+  return deliveries;
 }
 
 /**
@@ -387,6 +406,119 @@ async function skipAckIds(clients: EmulatorClients, project: string, through: nu
     }
   } finally {
     await probe.remove();
+  }
+}
+
+/**
+ * The number the emulator's next ack id will have (undefined when its ack ids are not numbered):
+ * read before clients are let in, it is where their deliveries begin, for {@link takeBackLeases}.
+ */
+export async function nextAckIdNumber(host: string, project: string): Promise<number | undefined> {
+  const clients = await emulatorClients(host);
+  try {
+    const last = await lastAckId(clients, project);
+    return last === undefined ? undefined : last + 1;
+  } finally {
+    await clients.close();
+  }
+}
+
+/** What {@link takeBackLeases} did. */
+export interface TakeBackOutcome {
+  /** Messages that were leased to a client (received, not acknowledged) and are now in the backlog. */
+  takenBack: number;
+  /** Why some leased messages may be missing from the snapshot; absent when none are. */
+  notTakenBack?: string;
+}
+
+/** Ack ids released per request: 10,000 take the emulator about 50 ms. */
+const RELEASE_BATCH = 10_000;
+
+/**
+ * Adds to `snapshot` the messages that clients' subscribers had received and not acknowledged.
+ * Call it once clients are cut off (the relay closed), after {@link readPubSubSnapshot}.
+ *
+ * Such a message is leased to the stream that received it, so a pull does not see it, and the
+ * emulator gives it back only when its ack deadline passes after the stream is gone: measured on
+ * emulator 0.8.20 with a 60 s subscription whose Node subscriber was cut off on the wire, 40 s
+ * later, far longer than a stop may take. Neither waiting nor `Seek` (which would also deliver
+ * again, after every restart, what a subscription with `retainAckedMessages` had acknowledged)
+ * fits; `ModifyAckDeadline` to 0 gives a leased message back at once, but needs its ack id, which
+ * only the client had. The emulator's ack ids are `SUBSCRIPTION:N`, N counting every delivery
+ * of the run from 1 (see {@link lastAckId}), and an ack id of another subscription or one that is
+ * no longer outstanding is ignored (measured: no error, no effect). So every ack id a client may
+ * hold is named, from `fromAckId` (the first delivery after clients were let in) to the last
+ * delivery so far, on every subscription, newest first, and given back; then everything that
+ * came back is pulled. That costs about 5 µs per delivery of the run and subscription.
+ *
+ * A stream that was just cut may still be open inside the emulator for a moment and be handed
+ * what was given back. The emulator's count of deliveries tells: if it went up by more than this
+ * reader pulled, someone else was served, and those deliveries are given back and pulled again.
+ * Bounded by `timeoutMs`; what is left then is said in `notTakenBack`.
+ *
+ * Messages this reader pulled before (the snapshot's backlog) are given back and pulled again
+ * along with the rest; each stays once in the backlog.
+ */
+export async function takeBackLeases(
+  host: string,
+  snapshot: PubSubSnapshot,
+  options: { fromAckId: number | undefined; timeoutMs: number },
+): Promise<TakeBackOutcome> {
+  if (options.fromAckId === undefined) {
+    return {
+      takenBack: 0,
+      notTakenBack: "the emulator's ack ids are not numbered as expected, so clients' leases could not be named",
+    };
+  }
+  const deadline = Date.now() + options.timeoutMs;
+  const before = new Map(snapshot.subscriptions.map(({ config, backlog }) => [config.name, new Set(backlog)]));
+  const clients = await emulatorClients(host);
+  try {
+    const { subscriber } = clients;
+    let from = options.fromAckId;
+    for (;;) {
+      // The probe's own delivery is the last one of the range, and nobody's lease.
+      const last = await lastAckId(clients, snapshot.project);
+      if (last === undefined) throw new Error('the emulator no longer reports its ack ids');
+      for (const { config } of snapshot.subscriptions) {
+        for (let high = last - 1; high >= from; high -= RELEASE_BATCH) {
+          if (Date.now() > deadline) {
+            return outcome(`giving leases back took longer than ${options.timeoutMs} ms`);
+          }
+          const low = Math.max(from, high - RELEASE_BATCH + 1);
+          await subscriber.modifyAckDeadline({
+            subscription: config.name,
+            ackIds: Array.from({ length: high - low + 1 }, (_, i) => `${config.name}:${low + i}`),
+            ackDeadlineSeconds: 0,
+          });
+        }
+      }
+      let pulled = 0;
+      for (const { config, backlog } of snapshot.subscriptions) {
+        pulled += await pullBacklog(subscriber, config.name, config.topic, snapshot, backlog);
+      }
+      const after = await lastAckId(clients, snapshot.project);
+      if (after === undefined) throw new Error('the emulator no longer reports its ack ids');
+      snapshot.ackIdsUsed = Math.max(snapshot.ackIdsUsed ?? 0, after);
+      // Deliveries since `last`: this reader's pulls, the probe of `after`, and anyone else's.
+      const toOthers = after - last - 1 - pulled;
+      if (toOthers <= 0) return outcome();
+      if (Date.now() > deadline) {
+        return outcome(`${toOthers} message(s) were handed to a subscriber stream that was closing`);
+      }
+      from = last + 1;
+    }
+  } finally {
+    await clients.close();
+  }
+
+  function outcome(notTakenBack?: string): TakeBackOutcome {
+    let takenBack = 0;
+    for (const { config, backlog } of snapshot.subscriptions) {
+      const had = before.get(config.name);
+      takenBack += backlog.filter((id) => !had?.has(id)).length;
+    }
+    return { takenBack, ...(notTakenBack ? { notTakenBack } : {}) };
   }
 }
 
