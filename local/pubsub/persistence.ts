@@ -142,7 +142,11 @@ async function pullBacklog(
   const inBacklog = new Set(backlog);
   let deliveries = 0;
   for (let empty = 0; empty < EMPTY_PULLS_TO_STOP; ) {
-    const [response] = await subscriber.pull({ subscription, maxMessages: PULL_BATCH, returnImmediately: true });
+    const [response] = await subscriber.pull({
+      subscription,
+      maxMessages: PULL_BATCH,
+      returnImmediately: true,
+    });
     const received = response.receivedMessages ?? [];
     if (received.length === 0) {
       empty += 1;
@@ -467,11 +471,14 @@ export async function takeBackLeases(
   if (options.fromAckId === undefined) {
     return {
       takenBack: 0,
-      notTakenBack: "the emulator's ack ids are not numbered as expected, so clients' leases could not be named",
+      notTakenBack:
+        "the emulator's ack ids are not numbered as expected, so clients' leases could not be named",
     };
   }
   const deadline = Date.now() + options.timeoutMs;
-  const before = new Map(snapshot.subscriptions.map(({ config, backlog }) => [config.name, new Set(backlog)]));
+  const before = new Map(
+    snapshot.subscriptions.map(({ config, backlog }) => [config.name, new Set(backlog)]),
+  );
   const clients = await emulatorClients(host);
   try {
     const { subscriber } = clients;

@@ -88,7 +88,9 @@ describe('a message a subscriber holds unacknowledged at the stop', () => {
     // Assert: the snapshot kept it for the client's subscription, the stop said so, and the
     // subscriber receives it again.
     const backlog = snapshot?.subscriptions.find(({ config }) => config.name === subscriptionName)?.backlog;
-    const keptData = (backlog ?? []).map((id) => Buffer.from(snapshot?.messages[id]?.data ?? '', 'base64').toString());
+    const keptData = (backlog ?? []).map((id) =>
+      Buffer.from(snapshot?.messages[id]?.data ?? '', 'base64').toString(),
+    );
     expect(keptData).toContain('held');
     expect(saved?.takenBack).toBeGreaterThanOrEqual(1);
     expect(saved?.notTakenBack).toBeUndefined();
