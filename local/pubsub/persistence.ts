@@ -435,7 +435,7 @@ export interface TakeBackOutcome {
   notTakenBack?: string;
 }
 
-/** Ack ids released per request: 10,000 take the emulator about 50 ms. */
+/** Ack ids given back per request: 10,000 take the emulator about 50 ms. */
 const RELEASE_BATCH = 10_000;
 
 /**
@@ -445,60 +445,51 @@ const RELEASE_BATCH = 10_000;
  * Such a message is leased to the stream that received it, so a pull does not see it, and the
  * emulator gives it back only when its ack deadline passes after the stream is gone: measured on
  * emulator 0.8.20 with a 60 s subscription whose Node subscriber was cut off on the wire, 40 s
- * later, far longer than a stop may take. Neither waiting nor `Seek` (which would also deliver
- * again, after every restart, what a subscription with `retainAckedMessages` had acknowledged)
- * fits; `ModifyAckDeadline` to 0 gives a leased message back at once, but needs its ack id, which
- * only the client had. The emulator's ack ids are `SUBSCRIPTION:N`, N counting every delivery
- * of the run from 1 (see {@link lastAckId}), and an ack id of another subscription or one that is
- * no longer outstanding is ignored (measured: no error, no effect). So every ack id a client may
- * hold is named, from `fromAckId` (the first delivery after clients were let in) to the last
- * delivery so far, on every subscription, newest first, and given back; then everything that
- * came back is pulled. That costs about 5 µs per delivery of the run and subscription.
+ * later, far longer than a stop may take. So the leases are given back at once, then everything
+ * is pulled again (measured on the same emulator; see {@link giveBackLeases} for how).
  *
  * A stream that was just cut may still be open inside the emulator for a moment and be handed
- * what was given back. The emulator's count of deliveries tells: if it went up by more than this
- * reader pulled, someone else was served, and those deliveries are given back and pulled again.
- * Bounded by `timeoutMs`; what is left then is said in `notTakenBack`.
+ * what was given back (seen about once in three runs of its test). The emulator's count of
+ * deliveries (its ack ids, see {@link lastAckId}) tells: if it went up by more than this reader
+ * pulled, someone else was served, and the leases are given back and pulled again. Bounded by
+ * `timeoutMs`; what may be left then is said in `notTakenBack`.
  *
- * Messages this reader pulled before (the snapshot's backlog) are given back and pulled again
- * along with the rest; each stays once in the backlog.
+ * Messages this reader pulled before (the snapshot's backlog) come back along with the rest;
+ * each stays once in the backlog.
  */
 export async function takeBackLeases(
   host: string,
   snapshot: PubSubSnapshot,
   options: { fromAckId: number | undefined; timeoutMs: number },
 ): Promise<TakeBackOutcome> {
-  if (options.fromAckId === undefined) {
-    return {
-      takenBack: 0,
-      notTakenBack:
-        "the emulator's ack ids are not numbered as expected, so clients' leases could not be named",
-    };
-  }
   const deadline = Date.now() + options.timeoutMs;
   const before = new Map(
     snapshot.subscriptions.map(({ config, backlog }) => [config.name, new Set(backlog)]),
   );
+  const outcome = (notTakenBack?: string): TakeBackOutcome => {
+    let takenBack = 0;
+    for (const { config, backlog } of snapshot.subscriptions) {
+      const had = before.get(config.name);
+      takenBack += backlog.filter((id) => !had?.has(id)).length;
+    }
+    return { takenBack, ...(notTakenBack ? { notTakenBack } : {}) };
+  };
+  if (options.fromAckId === undefined) {
+    return outcome(
+      "the emulator's ack ids are not numbered as expected, so its deliveries cannot be counted",
+    );
+  }
   const clients = await emulatorClients(host);
   try {
     const { subscriber } = clients;
     let from = options.fromAckId;
     for (;;) {
-      // The probe's own delivery is the last one of the range, and nobody's lease.
+      // The probe's own delivery is the last one so far, and nobody's lease.
       const last = await lastAckId(clients, snapshot.project);
       if (last === undefined) throw new Error('the emulator no longer reports its ack ids');
       for (const { config } of snapshot.subscriptions) {
-        for (let high = last - 1; high >= from; high -= RELEASE_BATCH) {
-          if (Date.now() > deadline) {
-            return outcome(`giving leases back took longer than ${options.timeoutMs} ms`);
-          }
-          const low = Math.max(from, high - RELEASE_BATCH + 1);
-          await subscriber.modifyAckDeadline({
-            subscription: config.name,
-            ackIds: Array.from({ length: high - low + 1 }, (_, i) => `${config.name}:${low + i}`),
-            ackDeadlineSeconds: 0,
-          });
-        }
+        const done = await giveBackLeases(subscriber, config, { from, through: last - 1, deadline });
+        if (!done) return outcome(`giving leases back took longer than ${options.timeoutMs} ms`);
       }
       let pulled = 0;
       for (const { config, backlog } of snapshot.subscriptions) {
@@ -518,15 +509,44 @@ export async function takeBackLeases(
   } finally {
     await clients.close();
   }
+}
 
-  function outcome(notTakenBack?: string): TakeBackOutcome {
-    let takenBack = 0;
-    for (const { config, backlog } of snapshot.subscriptions) {
-      const had = before.get(config.name);
-      takenBack += backlog.filter((id) => !had?.has(id)).length;
-    }
-    return { takenBack, ...(notTakenBack ? { notTakenBack } : {}) };
+/**
+ * Makes every message of `subscription` that is leased (delivered, not acknowledged) available
+ * again at once. Returns false when `deadline` passed first.
+ *
+ * - A subscription that does not retain acknowledged messages (the platform's and the plan's
+ *   never do) is sought to 1970: `Seek` to a time makes what was published after it and not
+ *   acknowledged available again, leased or not, in one request whatever the backlog.
+ * - One that retains them would get those back too (measured: the emulator keeps them even once
+ *   `retainAckedMessages` is turned off), so the client would see again, after every restart,
+ *   what it had acknowledged. Its leases are given back one by one instead, with
+ *   `ModifyAckDeadline` 0, which needs the ack id the client holds. The emulator's ack ids are
+ *   `SUBSCRIPTION:N`, N counting every delivery of its run, and an ack id of another
+ *   subscription or one no longer outstanding is ignored (measured: no error, no effect). So
+ *   every ack id of a delivery since clients were let in (`from` to `through`) is named, newest
+ *   first: about 5 to 10 µs per delivery of the run.
+ */
+async function giveBackLeases(
+  subscriber: EmulatorClients['subscriber'],
+  subscription: PubSubSnapshot['subscriptions'][number]['config'],
+  range: { from: number; through: number; deadline: number },
+): Promise<boolean> {
+  const { name } = subscription;
+  if (!subscription.retainAckedMessages) {
+    await subscriber.seek({ subscription: name, time: { seconds: 0 } });
+    return true;
   }
+  for (let high = range.through; high >= range.from; high -= RELEASE_BATCH) {
+    if (Date.now() > range.deadline) return false;
+    const low = Math.max(range.from, high - RELEASE_BATCH + 1);
+    await subscriber.modifyAckDeadline({
+      subscription: name,
+      ackIds: Array.from({ length: high - low + 1 }, (_, i) => `${name}:${low + i}`),
+      ackDeadlineSeconds: 0,
+    });
+  }
+  return true;
 }
 
 function ignoreAlreadyExists(err: { code?: number }): void {
