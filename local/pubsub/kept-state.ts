@@ -70,7 +70,7 @@ export async function keepPubSubState(options: {
     });
     restored = { snapshot: saved, outcome };
   }
-  // Every delivery to a client comes after this one: where a save looks for their leases.
+  // Clients get no delivery before this one: where a save starts looking for their leases.
   const clientsFirstAckId = await nextAckIdNumber(emulatorHost, project);
   const relay = await openTcpRelay(options.port, emulatorHost);
   return {
