@@ -207,7 +207,21 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
         port: ports.pubsub,
       });
       pubsubHost = kept.host;
-      stack.push(() => kept.save());
+      stack.push(async () => {
+        const { takenBack, notTakenBack } = await kept.save();
+        if (takenBack > 0) {
+          report({
+            kind: 'platform',
+            message: `Pub/Sub: kept ${takenBack} message(s) subscribers had received and not acknowledged; they are delivered again after the next start`,
+          });
+        }
+        if (notTakenBack) {
+          report({
+            kind: 'platform',
+            message: `Pub/Sub: messages subscribers held unacknowledged may not all be kept (${notTakenBack}); those are lost with the emulator`,
+          });
+        }
+      });
       if (kept.restored) {
         const { snapshot, outcome } = kept.restored;
         for (const { subscription, count } of outcome.unacknowledged) {

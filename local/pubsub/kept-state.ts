@@ -1,10 +1,13 @@
 import { PermanentError } from '#shared/runtime/errors.js';
 import {
+  nextAckIdNumber,
   type PubSubSnapshot,
   type RestoreOutcome,
   readPubSubSnapshot,
   readPubSubSnapshotFile,
   restorePubSubSnapshot,
+  type TakeBackOutcome,
+  takeBackLeases,
   writePubSubSnapshot,
 } from './persistence.js';
 import { openTcpRelay } from './relay.js';
@@ -16,11 +19,18 @@ export interface KeptPubSub {
   /** What was restored from the file, if it held a snapshot. */
   restored?: { snapshot: PubSubSnapshot; outcome: RestoreOutcome };
   /**
-   * Saves the emulator's state into the file, then cuts clients off. Call it once nothing of the
+   * Saves the emulator's state into the file, cutting clients off on the way; what their
+   * subscribers had received and not acknowledged is saved too. Call it once nothing of the
    * platform consumes any more, before the emulator stops.
    */
-  save(): Promise<void>;
+  save(): Promise<TakeBackOutcome>;
 }
+
+/**
+ * How long a save may spend taking back what clients' subscribers held: the whole save must fit
+ * in one step of the platform's stop (15 s), reading the backlog included.
+ */
+const TAKE_BACK_TIMEOUT_MS = 5_000;
 
 /**
  * Restores the state saved in `file` (if any) into the fresh emulator at `emulatorHost`, and
@@ -60,18 +70,31 @@ export async function keepPubSubState(options: {
     });
     restored = { snapshot: saved, outcome };
   }
+  // Clients get no delivery before this one: where a save starts looking for their leases.
+  const clientsFirstAckId = await nextAckIdNumber(emulatorHost, project);
   const relay = await openTcpRelay(options.port, emulatorHost);
   return {
     host: relay.host,
     ...(restored ? { restored } : {}),
     async save() {
+      let snapshot: PubSubSnapshot;
       try {
-        // Clients stay connected while it is read: what the emulator streams to a subscriber
-        // meanwhile reaches it, rather than being cut off on the wire and lost with the emulator.
-        writePubSubSnapshot(file, await readPubSubSnapshot(emulatorHost, project));
+        // Clients stay connected while the backlog is read: an ack they send meanwhile still
+        // counts, and what is not acknowledged by the time they are cut off is taken back below.
+        snapshot = await readPubSubSnapshot(emulatorHost, project);
       } finally {
         await relay.close();
       }
+      // What a subscriber received and had not acknowledged is leased to its stream, which the
+      // emulator would give back only after the ack deadline, and then die with it: taken back
+      // now, it is delivered again after the restart (at least once: if the client did process
+      // it, a duplicate, which consumers dedupe on `ce-id`).
+      const taken = await takeBackLeases(emulatorHost, snapshot, {
+        fromAckId: clientsFirstAckId,
+        timeoutMs: TAKE_BACK_TIMEOUT_MS,
+      }).catch((err: Error) => ({ takenBack: 0, notTakenBack: err.message }));
+      writePubSubSnapshot(file, snapshot);
+      return taken;
     },
   };
 }

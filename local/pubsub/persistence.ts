@@ -77,7 +77,8 @@ const EMPTY_PULLS_TO_STOP = 3;
  * which nacks what they held). Push subscriptions are turned into pull ones first, so that the
  * emulator stops pushing while they are read. A client's subscriber may stay connected while
  * this runs: what the emulator streams to it meanwhile reaches it, and is not in the snapshot;
- * what it has not been sent yet is.
+ * what it has not been sent yet is. What a subscriber holds unacknowledged is not either: once
+ * clients are cut off, {@link takeBackLeases} adds it.
  */
 export async function readPubSubSnapshot(host: string, project: string): Promise<PubSubSnapshot> {
   // Gone already (e.g. a SIGTERM to the whole process group): say so now rather than let the
@@ -112,32 +113,7 @@ export async function readPubSubSnapshot(host: string, project: string): Promise
         await subscriber.modifyPushConfig({ subscription: name, pushConfig: {} });
       }
       const backlog: string[] = [];
-      for (let empty = 0; empty < EMPTY_PULLS_TO_STOP; ) {
-        const [response] = await subscriber.pull({
-          subscription: name,
-          maxMessages: PULL_BATCH,
-          returnImmediately: true,
-        });
-        const received = response.receivedMessages ?? [];
-        if (received.length === 0) {
-          empty += 1;
-          continue;
-        }
-        for (const { message } of received) {
-          if (!message?.messageId) continue;
-          const id = message.messageId;
-          backlog.push(id);
-          snapshot.messages[id] ??= {
-            topic,
-            data: Buffer.from(message.data ?? '').toString('base64'),
-            attributes: { ...(message.attributes ?? {}) },
-            ...(message.orderingKey ? { orderingKey: message.orderingKey } : {}),
-            ...(message.publishTime?.seconds
-              ? { publishTime: new Date(Number(String(message.publishTime.seconds)) * 1000).toISOString() }
-              : {}),
-          };
-        }
-      }
+      await pullBacklog(subscriber, name, topic, snapshot, backlog);
       snapshot.subscriptions.push({
         config: { ...(subscription as PubSubSnapshot['subscriptions'][number]['config']) },
         backlog,
@@ -149,6 +125,53 @@ export async function readPubSubSnapshot(host: string, project: string): Promise
   } finally {
     await clients.close();
   }
+}
+
+/**
+ * Pulls everything `subscription` (of `topic`) can deliver now into `snapshot`: each message
+ * once in `messages`, its id once in `backlog`. The pulled messages stay leased to this reader
+ * (never acknowledged), so each is pulled once. Returns how many deliveries it took.
+ */
+async function pullBacklog(
+  subscriber: EmulatorClients['subscriber'],
+  subscription: string,
+  topic: string,
+  snapshot: PubSubSnapshot,
+  backlog: string[],
+): Promise<number> {
+  const inBacklog = new Set(backlog);
+  let deliveries = 0;
+  for (let empty = 0; empty < EMPTY_PULLS_TO_STOP; ) {
+    const [response] = await subscriber.pull({
+      subscription,
+      maxMessages: PULL_BATCH,
+      returnImmediately: true,
+    });
+    const received = response.receivedMessages ?? [];
+    if (received.length === 0) {
+      empty += 1;
+      continue;
+    }
+    deliveries += received.length;
+    for (const { message } of received) {
+      if (!message?.messageId) continue;
+      const id = message.messageId;
+      if (!inBacklog.has(id)) {
+        inBacklog.add(id);
+        backlog.push(id);
+      }
+      snapshot.messages[id] ??= {
+        topic,
+        data: Buffer.from(message.data ?? '').toString('base64'),
+        attributes: { ...(message.attributes ?? {}) },
+        ...(message.orderingKey ? { orderingKey: message.orderingKey } : {}),
+        ...(message.publishTime?.seconds
+          ? { publishTime: new Date(Number(String(message.publishTime.seconds)) * 1000).toISOString() }
+          : {}),
+      };
+    }
+  }
+  return deliveries;
 }
 
 /**
@@ -388,6 +411,142 @@ async function skipAckIds(clients: EmulatorClients, project: string, through: nu
   } finally {
     await probe.remove();
   }
+}
+
+/**
+ * The number the emulator's next ack id will have (undefined when its ack ids are not numbered):
+ * read before clients are let in, it is where their deliveries begin, for {@link takeBackLeases}.
+ */
+export async function nextAckIdNumber(host: string, project: string): Promise<number | undefined> {
+  const clients = await emulatorClients(host);
+  try {
+    const last = await lastAckId(clients, project);
+    return last === undefined ? undefined : last + 1;
+  } finally {
+    await clients.close();
+  }
+}
+
+/** What {@link takeBackLeases} did. */
+export interface TakeBackOutcome {
+  /** Messages that were leased to a client (received, not acknowledged) and are now in the backlog. */
+  takenBack: number;
+  /** Why some leased messages may be missing from the snapshot; absent when none are. */
+  notTakenBack?: string;
+}
+
+/** Ack ids given back per request: 10,000 take the emulator about 50 ms. */
+const RELEASE_BATCH = 10_000;
+
+/**
+ * Adds to `snapshot` the messages that clients' subscribers had received and not acknowledged.
+ * Call it once clients are cut off (the relay closed), after {@link readPubSubSnapshot}.
+ *
+ * Such a message is leased to the stream that received it, so a pull does not see it, and the
+ * emulator gives it back only when its ack deadline passes after the stream is gone: measured on
+ * emulator 0.8.20 with a 60 s subscription whose Node subscriber was cut off on the wire, 40 s
+ * later, far longer than a stop may take. So the leases are given back at once, then everything
+ * is pulled again (measured on the same emulator; see {@link giveBackLeases} for how).
+ *
+ * A stream that was just cut may still be open inside the emulator for a moment and be handed
+ * what was given back (seen about once in three runs of its test). The emulator's count of
+ * deliveries (its ack ids, see {@link lastAckId}) tells: if it went up by more than this reader
+ * pulled, someone else was served, and the leases are given back and pulled again. Bounded by
+ * `timeoutMs`; what may be left then is said in `notTakenBack`.
+ *
+ * Messages this reader pulled before (the snapshot's backlog) come back along with the rest;
+ * each stays once in the backlog.
+ */
+export async function takeBackLeases(
+  host: string,
+  snapshot: PubSubSnapshot,
+  options: { fromAckId: number | undefined; timeoutMs: number },
+): Promise<TakeBackOutcome> {
+  const deadline = Date.now() + options.timeoutMs;
+  const before = new Map(
+    snapshot.subscriptions.map(({ config, backlog }) => [config.name, new Set(backlog)]),
+  );
+  const outcome = (notTakenBack?: string): TakeBackOutcome => {
+    let takenBack = 0;
+    for (const { config, backlog } of snapshot.subscriptions) {
+      const had = before.get(config.name);
+      takenBack += backlog.filter((id) => !had?.has(id)).length;
+    }
+    return { takenBack, ...(notTakenBack ? { notTakenBack } : {}) };
+  };
+  if (options.fromAckId === undefined) {
+    return outcome(
+      "the emulator's ack ids are not numbered as expected, so its deliveries cannot be counted",
+    );
+  }
+  const clients = await emulatorClients(host);
+  try {
+    const { subscriber } = clients;
+    let from = options.fromAckId;
+    for (;;) {
+      // The probe's own delivery is the last one so far, and nobody's lease.
+      const last = await lastAckId(clients, snapshot.project);
+      if (last === undefined) throw new Error('the emulator no longer reports its ack ids');
+      for (const { config } of snapshot.subscriptions) {
+        const done = await giveBackLeases(subscriber, config, { from, through: last - 1, deadline });
+        if (!done) return outcome(`giving leases back took longer than ${options.timeoutMs} ms`);
+      }
+      let pulled = 0;
+      for (const { config, backlog } of snapshot.subscriptions) {
+        pulled += await pullBacklog(subscriber, config.name, config.topic, snapshot, backlog);
+      }
+      const after = await lastAckId(clients, snapshot.project);
+      if (after === undefined) throw new Error('the emulator no longer reports its ack ids');
+      snapshot.ackIdsUsed = Math.max(snapshot.ackIdsUsed ?? 0, after);
+      // Deliveries since `last`: this reader's pulls, the probe of `after`, and anyone else's.
+      const toOthers = after - last - 1 - pulled;
+      if (toOthers <= 0) return outcome();
+      if (Date.now() > deadline) {
+        return outcome(`${toOthers} message(s) were handed to a subscriber stream that was closing`);
+      }
+      from = last + 1;
+    }
+  } finally {
+    await clients.close();
+  }
+}
+
+/**
+ * Makes every message of `subscription` that is leased (delivered, not acknowledged) available
+ * again at once. Returns false when `deadline` passed first.
+ *
+ * - A subscription that does not retain acknowledged messages (the platform's and the plan's
+ *   never do) is sought to 1970: `Seek` to a time makes what was published after it and not
+ *   acknowledged available again, leased or not, in one request whatever the backlog.
+ * - One that retains them would get those back too (measured: the emulator keeps them even once
+ *   `retainAckedMessages` is turned off), so the client would see again, after every restart,
+ *   what it had acknowledged. Its leases are given back one by one instead, with
+ *   `ModifyAckDeadline` 0, which needs the ack id the client holds. The emulator's ack ids are
+ *   `SUBSCRIPTION:N`, N counting every delivery of its run, and an ack id of another
+ *   subscription or one no longer outstanding is ignored (measured: no error, no effect). So
+ *   every ack id of a delivery since clients were let in (`from` to `through`) is named, newest
+ *   first: about 5 to 10 µs per delivery of the run.
+ */
+async function giveBackLeases(
+  subscriber: EmulatorClients['subscriber'],
+  subscription: PubSubSnapshot['subscriptions'][number]['config'],
+  range: { from: number; through: number; deadline: number },
+): Promise<boolean> {
+  const { name } = subscription;
+  if (!subscription.retainAckedMessages) {
+    await subscriber.seek({ subscription: name, time: { seconds: 0 } });
+    return true;
+  }
+  for (let high = range.through; high >= range.from; high -= RELEASE_BATCH) {
+    if (Date.now() > range.deadline) return false;
+    const low = Math.max(range.from, high - RELEASE_BATCH + 1);
+    await subscriber.modifyAckDeadline({
+      subscription: name,
+      ackIds: Array.from({ length: high - low + 1 }, (_, i) => `${name}:${low + i}`),
+      ackDeadlineSeconds: 0,
+    });
+  }
+  return true;
 }
 
 function ignoreAlreadyExists(err: { code?: number }): void {
