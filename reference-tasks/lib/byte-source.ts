@@ -54,28 +54,39 @@ export function gcsSource(file: File, size: number): RangedByteSource {
       // Hash validation only applies to whole-object reads; ranges are checked by length.
       return drainedOnReturn(
         file.createReadStream({ start, end: end - 1, validation: false, decompress: false }),
+        end - start,
       );
     },
   };
 }
 
 /**
- * The stream's chunks; a reader that stops early (a shard's last line is complete before its
- * range is) leaves the rest to be read to the end rather than destroyed. Destroying a download
- * mid-response puts its keep-alive socket back in the Storage client's pool as it closes, and
- * the client's next request on that socket fails with "socket hang up" (@google-cloud/storage
- * 7.x; reproduced against a plain Node HTTP server, so it is not the server's doing). The rest is
- * at most the range asked for.
+ * A reader that stops early (a shard's last line is complete before its range is) leaves the
+ * rest of the range to be read rather than destroyed. Destroying a download mid-response puts
+ * its keep-alive socket back in the Storage client's pool as it closes, and the client's next
+ * request on that socket fails with "socket hang up" (@google-cloud/storage 7.x; reproduced
+ * against a plain Node HTTP server, so it is not the server's doing). Past this many bytes left,
+ * the reader stopped on an error mid-shard and the task is failing: the download is cut.
  */
-async function* drainedOnReturn(stream: Readable): AsyncIterable<Uint8Array> {
+const MAX_DRAINED_BYTES = 8 * 1024 * 1024;
+
+async function* drainedOnReturn(stream: Readable, rangeBytes: number): AsyncIterable<Uint8Array> {
+  let received = 0;
   let ended = false;
   try {
-    for await (const chunk of stream.iterator({ destroyOnReturn: false })) yield chunk as Uint8Array;
+    for await (const chunk of stream.iterator({ destroyOnReturn: false })) {
+      received += (chunk as Uint8Array).byteLength;
+      yield chunk as Uint8Array;
+    }
     ended = true;
   } finally {
     if (!ended && !stream.destroyed) {
-      stream.resume();
-      await finished(stream);
+      if (rangeBytes - received > MAX_DRAINED_BYTES) {
+        stream.destroy();
+      } else {
+        stream.resume();
+        await finished(stream);
+      }
     }
   }
 }
