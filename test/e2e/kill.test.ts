@@ -1,0 +1,119 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Message, PubSub } from '@google-cloud/pubsub';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { PLATFORM_STOPPED_UNEXPECTEDLY } from '#local/platform/interrupted-flows.js';
+import { readPubSubSnapshotFile } from '#local/pubsub/persistence.js';
+import { parseConfig } from '#shared/config/load.js';
+import { outputSubscription, schedulerJobId } from '#shared/plan/names.js';
+import { ensureBuilt } from '../helpers/dist.js';
+import { type CliPlatform, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
+
+/**
+ * `batchwire dev --data` killed with SIGKILL (as a crash or the OOM killer ends it: no stop, no
+ * report) while a flow runs. The next start with the same `--data` reports that flow failed,
+ * exactly once, on its client's topic: its client does not wait forever.
+ */
+
+const CONFIG_PATH = join(REPO_ROOT, 'test', 'fixtures', 'e2e', 'kill.yaml');
+const config = parseConfig(readFileSync(CONFIG_PATH, 'utf8'), CONFIG_PATH);
+const PRODUCT = 'stalling';
+const CLIENT = 'acme';
+const dataDir = mkdtempSync(join(tmpdir(), 'batchwire-kill-'));
+const runningRecords = join(dataDir, 'workflows', 'running');
+const platforms: CliPlatform[] = [];
+let reader: PubSub | undefined;
+
+afterAll(async () => {
+  await reader?.close();
+  for (const platform of platforms) await platform.dispose();
+  rmSync(dataDir, { recursive: true, force: true });
+}, 60_000);
+
+/** Processes whose working directory is `dir` (the platform runs its emulator in `--data`/pubsub). */
+function processesIn(dir: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readlinkSync(`/proc/${pid}/cwd`) === dir;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+const start = () =>
+  startCliPlatform({
+    config: CONFIG_PATH,
+    ownPubSub: true,
+    timeoutMs: 60_000,
+    detached: true,
+    extraArgs: ['--data', dataDir, '--no-schedules'],
+  });
+
+describe('batchwire dev --data killed (SIGKILL) while a flow runs', () => {
+  it('reports the flow failed once, on its client topic, after the next start', {
+    timeout: 90_000,
+  }, async () => {
+    await ensureBuilt();
+    // Arrange: a flow whose training job runs as long as the platform does.
+    const first = await start();
+    platforms.push(first);
+    const job = `projects/${config.project}/locations/${config.region}/jobs/${schedulerJobId(PRODUCT, 'train', CLIENT)}`;
+    const fired = await fetch(`${first.env.BATCHWIRE_SCHEDULER_URL}/v1/${job}:run`, { method: 'POST' });
+    const answer = (await fired.json()) as { lastAttempt: { status: number; body: { execution: string } } };
+    expect(answer.lastAttempt.status).toBe(202);
+    const execution = answer.lastAttempt.body.execution;
+    // Recorded before CreateExecution answered, hence before onSchedule's answer.
+    expect(readdirSync(runningRecords)).toEqual([`${execution.split('/').pop()}.json`]);
+
+    // Act: SIGKILL to its process group (the functions with it) and to its emulator (its own
+    // group under --data), as the OOM killer or a crash leaves it; then a start on the same --data.
+    const emulatorPids = processesIn(join(dataDir, 'pubsub'));
+    expect(emulatorPids).toHaveLength(1);
+    process.kill(-first.pid, 'SIGKILL');
+    for (const pid of emulatorPids) process.kill(pid, 'SIGKILL');
+    expect(await first.exited).toBeNull();
+    const second = await start();
+    platforms.push(second);
+
+    // Assert: the client's subscription (provisioned again, the kill left no Pub/Sub snapshot)
+    // gets the flow's result: failed, saying why.
+    reader = new PubSub({
+      projectId: config.project,
+      apiEndpoint: second.env.PUBSUB_EMULATOR_HOST,
+      emulatorMode: true,
+    });
+    const subscription = reader.subscription(outputSubscription(PRODUCT, CLIENT));
+    const flows: Array<{ type: string; reason: string | null }> = [];
+    subscription.on('message', (message: Message) => {
+      const data = JSON.parse(message.data.toString()) as { execution?: string; reason?: string | null };
+      if (data.execution === execution) {
+        flows.push({ type: message.attributes['ce-type'] ?? '', reason: data.reason ?? null });
+      }
+      message.ack();
+    });
+    await vi.waitFor(() => expect(flows).toHaveLength(1), { timeout: 30_000, interval: 100 });
+    expect(flows[0]).toEqual({ type: 'dev.batchwire.flow.failed', reason: PLATFORM_STOPPED_UNEXPECTEDLY });
+    expect(readdirSync(runningRecords)).toEqual([]);
+    // Exactly once: a clean stop publishes everything still to go before it saves Pub/Sub, and
+    // neither the client's subscription nor onComplete's holds another copy.
+    await subscription.close();
+    expect(await second.terminate()).toBe(0);
+    const snapshot = readPubSubSnapshotFile(join(dataDir, 'pubsub', 'snapshot.json'));
+    const copies = (snapshot?.subscriptions ?? []).flatMap((s) =>
+      s.backlog.filter((id) =>
+        Buffer.from(snapshot?.messages[id]?.data ?? '', 'base64')
+          .toString()
+          .includes(execution),
+      ),
+    );
+    expect(copies).toEqual([]);
+    expect(flows).toHaveLength(1);
+    expect(second.output().match(/cut short by a crash or kill of the last run/g)).toHaveLength(1);
+    expect(existsSync(runningRecords)).toBe(true);
+  });
+});
