@@ -17,6 +17,7 @@ import { type PubSubTrigger, type StorageTrigger, startEventarcRouter } from '..
 import { defaultTaskSlots, TaskSlots } from '../executor/index.js';
 import { startPubSubEmulator } from '../pubsub/emulator.js';
 import { keepPubSubState } from '../pubsub/kept-state.js';
+import { forgetEmulator, recordEmulator, takeOverStaleEmulator } from '../pubsub/stale-emulator.js';
 import { startRunService } from '../run/server.js';
 import { startSchedulerApi } from '../scheduler/api.js';
 import { startScheduler } from '../scheduler/scheduler.js';
@@ -190,14 +191,35 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     // finds its subscription missing, which would end its stream for good.
     // Its state is saved at the end of a stop: a SIGTERM to the whole process group must not
     // take it down before that.
+    const pubsubDir = dataDir ? join(dataDir, 'pubsub') : undefined;
+    if (pubsubDir && keepsPubSub) {
+      // The emulator of a run killed without a stop outlives it (see stale-emulator.ts).
+      const stale = await takeOverStaleEmulator({
+        dir: pubsubDir,
+        project: config.project,
+        snapshotFile: join(pubsubDir, 'snapshot.json'),
+      });
+      if (stale) {
+        report({
+          kind: 'platform',
+          message: stale.saved
+            ? `Pub/Sub: the emulator the last run left running (pid ${stale.pid}; that run ended without a stop) had its state saved, to be restored now; it is stopped`
+            : `Pub/Sub: the emulator the last run left running (pid ${stale.pid}) could not hand its state over (${stale.error}); it is stopped, and the state the last stop saved is restored`,
+        });
+      }
+    }
     const emulator = await startPubSubEmulator({
       port: keepsPubSub ? 0 : ports.pubsub,
       ownProcessGroup: keepsPubSub,
       project: config.project,
-      ...(dataDir ? { dataDir: join(dataDir, 'pubsub') } : {}),
+      ...(pubsubDir ? { dataDir: pubsubDir } : {}),
     });
+    if (pubsubDir && keepsPubSub && emulator.pid) {
+      recordEmulator(pubsubDir, { pid: emulator.pid, port: emulator.port });
+    }
     stack.push(async () => {
       await emulator.stop();
+      if (pubsubDir && keepsPubSub) forgetEmulator(pubsubDir);
       // A stopped emulator of ours must not look like someone else's to a later start.
       if (ownsPubSub) delete process.env.PUBSUB_EMULATOR_HOST;
     });
