@@ -48,8 +48,9 @@ function processesIn(dir: string): number[] {
     .map(Number);
 }
 
-const start = () =>
+const start = (workDir?: string) =>
   startCliPlatform({
+    ...(workDir ? { workDir } : {}),
     config: CONFIG_PATH,
     ownPubSub: true,
     timeoutMs: 60_000,
@@ -59,7 +60,7 @@ const start = () =>
 
 describe('batchwire dev --data killed (SIGKILL) while a flow runs', () => {
   it('reports the flow failed once, on its client topic, after the next start', {
-    timeout: 90_000,
+    timeout: 150_000,
   }, async () => {
     await ensureBuilt();
     // Arrange: a flow whose training job runs as long as the platform does.
@@ -86,7 +87,12 @@ describe('batchwire dev --data killed (SIGKILL) while a flow runs', () => {
     expect(emulatorPids).toHaveLength(1);
     process.kill(-first.pid, 'SIGKILL');
     expect(await first.exited).toBeNull();
-    const second = await start();
+    // The kill left the lock (a dead pid: stale, taken over) and .batchwire/env, which the test
+    // helper reads as "ready": only the latter goes before the start in the same folder.
+    const lock = join(first.workDir, '.batchwire', 'dev.lock');
+    expect(readFileSync(lock, 'utf8')).toBe(String(first.pid));
+    rmSync(first.envFile);
+    const second = await start(first.workDir);
     platforms.push(second);
 
     // Assert: the emulator left behind is gone; the client's subscription made before the kill
