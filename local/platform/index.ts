@@ -185,12 +185,6 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     // PUBSUB_EMULATOR_HOST belongs to someone else and keeps its state across our restarts.
     const ownsPubSub = !process.env.PUBSUB_EMULATOR_HOST;
     const keepsPubSub = dataDir !== undefined && ownsPubSub;
-    // An emulator whose state is restored listens on a port of its own, and clients reach it
-    // through a relay on the Pub/Sub port, opened only once the restore is complete: a client
-    // library that reconnects by itself (a subscriber kept running across the restart) never
-    // finds its subscription missing, which would end its stream for good.
-    // Its state is saved at the end of a stop: a SIGTERM to the whole process group must not
-    // take it down before that.
     const pubsubDir = dataDir ? join(dataDir, 'pubsub') : undefined;
     if (pubsubDir && keepsPubSub) {
       // The emulator of a run killed without a stop outlives it (see stale-emulator.ts).
@@ -208,21 +202,28 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
         });
       }
     }
+    // An emulator whose state is restored listens on a port of its own, and clients reach it
+    // through a relay on the Pub/Sub port, opened only once the restore is complete: a client
+    // library that reconnects by itself (a subscriber kept running across the restart) never
+    // finds its subscription missing, which would end its stream for good.
+    // Its state is saved at the end of a stop: a SIGTERM to the whole process group must not
+    // take it down before that.
     const emulator = await startPubSubEmulator({
       port: keepsPubSub ? 0 : ports.pubsub,
       ownProcessGroup: keepsPubSub,
       project: config.project,
       ...(pubsubDir ? { dataDir: pubsubDir } : {}),
     });
-    if (pubsubDir && keepsPubSub && emulator.pid) {
-      recordEmulator(pubsubDir, { pid: emulator.pid, port: emulator.port });
-    }
     stack.push(async () => {
       await emulator.stop();
       if (pubsubDir && keepsPubSub) forgetEmulator(pubsubDir);
       // A stopped emulator of ours must not look like someone else's to a later start.
       if (ownsPubSub) delete process.env.PUBSUB_EMULATOR_HOST;
     });
+    // Recorded so that the start after a kill of this process finds it and stops it.
+    if (pubsubDir && keepsPubSub && emulator.pid) {
+      recordEmulator(pubsubDir, { pid: emulator.pid, port: emulator.port });
+    }
     let pubsubHost = emulator.host;
     if (dataDir && keepsPubSub) {
       // Restored before anything publishes or subscribes; saved at stop once nothing of the
@@ -431,7 +432,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     // (or empty), which may not hold that subscription. A start that fails before this point
     // keeps their records, and the next one reports them.
     await reportInterruptedFlows(
-      workflows.lostAtLastStop,
+      workflows.lostWithLastProcess,
       PLATFORM_STOPPED_UNEXPECTEDLY,
       'a crash or kill of the last run',
     );

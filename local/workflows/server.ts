@@ -32,7 +32,7 @@ export interface WorkflowsServiceOptions {
   /**
    * Keep a record of each ACTIVE execution here (`<dataDir>/running/<id>.json`), so that the
    * executions a process killed without a stop was running are known to the next start
-   * ({@link LocalWorkflowsService.lostAtLastStop}). Without it, nothing is written.
+   * ({@link LocalWorkflowsService.lostWithLastProcess}). Without it, nothing is written.
    */
   dataDir?: string;
 }
@@ -46,7 +46,7 @@ export interface LocalWorkflowsService {
   /**
    * Cancels what still runs and stops; resolves with the executions it cut short (now
    * CANCELLED). With `dataDir`, their records stay until {@link forgetInterrupted}: a caller
-   * that reports them, and stops before it could, has them again as `lostAtLastStop`.
+   * that reports them, and stops before it could, has them again as `lostWithLastProcess`.
    */
   close(): Promise<ExecutionResource[]>;
   /**
@@ -54,7 +54,7 @@ export interface LocalWorkflowsService {
    * previous process was running when it ended without a stop (a crash, a kill). They are
    * FAILED (listed and answered as such), and recorded until {@link forgetInterrupted}.
    */
-  readonly lostAtLastStop: readonly ExecutionResource[];
+  readonly lostWithLastProcess: readonly ExecutionResource[];
   /** Removes the records of executions cut short (by `close()` or before this start) once reported. */
   forgetInterrupted(executions: readonly ExecutionResource[]): void;
 }
@@ -343,7 +343,7 @@ export async function startWorkflowsService(
   }
 
   // What the previous process was running when it died: FAILED now, listed like any execution.
-  const lostAtLastStop = (running?.loadAll() ?? []).map((recorded) => {
+  const lostWithLastProcess = (running?.loadAll() ?? []).map((recorded) => {
     const lost = lostExecution(recorded, clock.now());
     const workflow = /\/workflows\/([^/]+)\/executions\//.exec(lost.name)?.[1] ?? '';
     executions.set(lost.name, {
@@ -453,7 +453,7 @@ export async function startWorkflowsService(
       }
       throw new Error(`execution ${name} still active after ${timeoutMs} ms`);
     },
-    lostAtLastStop,
+    lostWithLastProcess,
     forgetInterrupted: (cutShort) => {
       for (const execution of cutShort) running?.remove(execution.name);
     },

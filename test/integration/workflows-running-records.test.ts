@@ -79,16 +79,16 @@ describe('local Workflows service with dataDir', () => {
     });
 
     // Assert: FAILED, saying why, and recorded until the caller has reported it.
-    expect(second.service.lostAtLastStop.map((execution) => execution.name)).toEqual([running.name]);
+    expect(second.service.lostWithLastProcess.map((execution) => execution.name)).toEqual([running.name]);
     expect(found.state).toBe('FAILED');
     expect(found.error?.context).toBe(LOST_WITH_THE_PROCESS);
     expect(Number(found.endTime?.seconds)).toBeGreaterThanOrEqual(Number(running.startTime?.seconds));
     expect(listed.map((execution) => execution.name)).toEqual([running.name]);
     expect(recordedIds()).toEqual([idOf(running.name)]);
-    second.service.forgetInterrupted(second.service.lostAtLastStop);
+    second.service.forgetInterrupted(second.service.lostWithLastProcess);
     expect(recordedIds()).toEqual([]);
     const third = await start();
-    expect(third.service.lostAtLastStop).toEqual([]);
+    expect(third.service.lostWithLastProcess).toEqual([]);
   });
 
   it('keeps the record of an execution a close cut short until it is forgotten', async () => {
