@@ -17,15 +17,21 @@ import { type PubSubTrigger, type StorageTrigger, startEventarcRouter } from '..
 import { defaultTaskSlots, TaskSlots } from '../executor/index.js';
 import { startPubSubEmulator } from '../pubsub/emulator.js';
 import { keepPubSubState } from '../pubsub/kept-state.js';
+import { forgetEmulator, recordEmulator, takeOverStaleEmulator } from '../pubsub/stale-emulator.js';
 import { startRunService } from '../run/server.js';
 import { startSchedulerApi } from '../scheduler/api.js';
 import { startScheduler } from '../scheduler/scheduler.js';
 import { startStorageServer } from '../storage/server.js';
-import { startWorkflowsService } from '../workflows/server.js';
+import { type ExecutionResource, startWorkflowsService } from '../workflows/server.js';
 import { type DevConsole, followTaskSlots } from './console.js';
 import { gcloudApiOverrides, gcloudStorageEnv, removeEnvFile, writeEnvFile } from './env-file.js';
 import { type FunctionHealth, type SupervisedFunction, superviseFunction } from './function-process.js';
-import { interruptedFlowCompletions, publishFlowCompletions } from './interrupted-flows.js';
+import {
+  interruptedFlowCompletions,
+  PLATFORM_STOPPED,
+  PLATFORM_STOPPED_UNEXPECTEDLY,
+  publishFlowCompletions,
+} from './interrupted-flows.js';
 import { acquireLock } from './lock.js';
 import { DEFAULT_PORTS, type PortName, type Ports, portFlag } from './ports.js';
 import { provision } from './provision.js';
@@ -179,6 +185,23 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     // PUBSUB_EMULATOR_HOST belongs to someone else and keeps its state across our restarts.
     const ownsPubSub = !process.env.PUBSUB_EMULATOR_HOST;
     const keepsPubSub = dataDir !== undefined && ownsPubSub;
+    const pubsubDir = dataDir ? join(dataDir, 'pubsub') : undefined;
+    if (pubsubDir && keepsPubSub) {
+      // The emulator of a run killed without a stop outlives it (see stale-emulator.ts).
+      const stale = await takeOverStaleEmulator({
+        dir: pubsubDir,
+        project: config.project,
+        snapshotFile: join(pubsubDir, 'snapshot.json'),
+      });
+      if (stale) {
+        report({
+          kind: 'platform',
+          message: stale.saved
+            ? `Pub/Sub: the emulator the last run left running (pid ${stale.pid}; that run ended without a stop) had its state saved, to be restored now; it is stopped`
+            : `Pub/Sub: the emulator the last run left running (pid ${stale.pid}) could not hand its state over (${stale.error}); it is stopped, and the state the last stop saved is restored`,
+        });
+      }
+    }
     // An emulator whose state is restored listens on a port of its own, and clients reach it
     // through a relay on the Pub/Sub port, opened only once the restore is complete: a client
     // library that reconnects by itself (a subscriber kept running across the restart) never
@@ -189,13 +212,18 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       port: keepsPubSub ? 0 : ports.pubsub,
       ownProcessGroup: keepsPubSub,
       project: config.project,
-      ...(dataDir ? { dataDir: join(dataDir, 'pubsub') } : {}),
+      ...(pubsubDir ? { dataDir: pubsubDir } : {}),
     });
     stack.push(async () => {
       await emulator.stop();
+      if (pubsubDir && keepsPubSub) forgetEmulator(pubsubDir);
       // A stopped emulator of ours must not look like someone else's to a later start.
       if (ownsPubSub) delete process.env.PUBSUB_EMULATOR_HOST;
     });
+    // Recorded so that the start after a kill of this process finds it and stops it.
+    if (pubsubDir && keepsPubSub && emulator.pid) {
+      recordEmulator(pubsubDir, { pid: emulator.pid, port: emulator.port });
+    }
     let pubsubHost = emulator.host;
     if (dataDir && keepsPubSub) {
       // Restored before anything publishes or subscribes; saved at stop once nothing of the
@@ -336,20 +364,33 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       region: config.region,
       env: clientEnv,
       onEvent: report,
+      // Executions are in memory; their records say which ones a kill of this process cut short.
+      ...(dataDir ? { dataDir: join(dataDir, 'workflows') } : {}),
     });
-    stack.push(async () => {
-      // Flows cut short by the stop are reported failed, saying why: their completion waits on
-      // the completion topic (saved with the rest of Pub/Sub under --data) for onComplete.
-      const interrupted = interruptedFlowCompletions(await workflows.close(), new Date());
+    /**
+     * Flows cut short are reported failed, saying why; an execution's record goes only once
+     * that is published, so one whose report never went out (a failed publish, a kill) is
+     * reported by the next start instead, and none is reported twice.
+     */
+    const reportInterruptedFlows = async (
+      executions: readonly ExecutionResource[],
+      reason: string,
+      cause: string,
+    ) => {
+      const interrupted = interruptedFlowCompletions(executions, new Date(), reason);
       await publishFlowCompletions(config.project, interrupted);
+      workflows.forgetInterrupted(executions);
       for (const { completion } of interrupted) {
         report({
           kind: 'platform',
-          message: `flow ${completion.flow} (${completion.product}${completion.client ? `/${completion.client}` : ''}) cut short by the stop: reported failed`,
+          message: `flow ${completion.flow} (${completion.product}${completion.client ? `/${completion.client}` : ''}) cut short by ${cause}: reported failed`,
           execution: completion.execution,
         });
       }
-    });
+    };
+    // Flows cut short by the stop: their completion waits on the completion topic (saved with
+    // the rest of Pub/Sub under --data) for onComplete.
+    stack.push(async () => reportInterruptedFlows(await workflows.close(), PLATFORM_STOPPED, 'the stop'));
     addAddress('WORKFLOWS_EMULATOR_HOST', workflows.host);
 
     // The three start together (each is its own process, as each is its own Cloud Function): a
@@ -400,6 +441,15 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     // The first step of a stop: no new deliveries, the ones under way finish (bounded).
     stack.push(() => router.close(options.drainMs === undefined ? {} : { drainMs: options.drainMs }));
     await batch.releaseRestartNotifications();
+    // Flows the last run was running when it was killed (no stop, so no report then): published
+    // once onComplete's subscription exists, since a kill leaves Pub/Sub as its last snapshot
+    // (or empty), which may not hold that subscription. A start that fails before this point
+    // keeps their records, and the next one reports them.
+    await reportInterruptedFlows(
+      workflows.lostWithLastProcess,
+      PLATFORM_STOPPED_UNEXPECTEDLY,
+      'a crash or kill of the last run',
+    );
     if (dataDir) {
       // In the background: the platform is ready meanwhile (everything it redelivers goes through
       // the router like any event), and a stop waits for it. What it reads is durable, so a

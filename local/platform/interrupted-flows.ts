@@ -10,6 +10,14 @@ import type { ExecutionResource } from '../workflows/server.js';
 export const PLATFORM_STOPPED =
   'the local platform stopped while the flow was running (its execution was cancelled); run the flow again';
 
+/**
+ * Why a flow failed that was running when the platform ended without a stop (SIGKILL, a crash,
+ * the OOM killer), as its client reads it in `flow.failed` after the next start. Not
+ * {@link PLATFORM_STOPPED}: nothing cancelled this execution, it was lost with the process.
+ */
+export const PLATFORM_STOPPED_UNEXPECTEDLY =
+  'the local platform stopped unexpectedly (a crash or a kill) while the flow was running; run the flow again';
+
 /** A FLOW_COMPLETED message to publish, and where. */
 export interface FlowCompletionMessage {
   topic: string;
@@ -17,14 +25,16 @@ export interface FlowCompletionMessage {
 }
 
 /**
- * The FLOW_COMPLETED (FAILED) messages of the flow executions a stop cut short. A flow reports
- * how it ended from its own last step, which a cancelled execution never reaches: without these,
- * its client would never hear of it. Executions that are not flows (their argument is not a
- * flow's, e.g. `batchwire workflow run`) are left out.
+ * The FLOW_COMPLETED (FAILED) messages of the flow executions a stop (or a crash) cut short,
+ * each failed with `reason`. A flow reports how it ended from its own last step, which an
+ * execution cut short never reaches: without these, its client would never hear of it.
+ * Executions that are not flows (their argument is not a flow's, e.g. `batchwire workflow run`)
+ * are left out.
  */
 export function interruptedFlowCompletions(
   executions: readonly ExecutionResource[],
   finishedAt: Date,
+  reason: string,
 ): FlowCompletionMessage[] {
   const messages: FlowCompletionMessage[] = [];
   for (const execution of executions) {
@@ -47,7 +57,7 @@ export function interruptedFlowCompletions(
       startedAt: new Date(started).toISOString(),
       finishedAt: finishedAt.toISOString(),
       outputs: null,
-      error: PLATFORM_STOPPED,
+      error: reason,
     });
     if (completion.success) messages.push({ topic: argument.completionTopic, completion: completion.data });
   }

@@ -1,5 +1,6 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { isProcessAlive } from '../process-alive.js';
 
 /** Another `batchwire dev` holds the lock. */
 export class PlatformRunningError extends Error {
@@ -27,18 +28,9 @@ export function acquireLock(path: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(readFileSync(path, 'utf8').trim());
-      if (pid && pid !== process.pid && isAlive(pid)) throw new PlatformRunningError(pid);
+      if (pid && pid !== process.pid && isProcessAlive(pid)) throw new PlatformRunningError(pid);
       rmSync(path, { force: true });
     }
   }
   throw new Error(`cannot take the lock ${path}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

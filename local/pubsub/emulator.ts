@@ -10,6 +10,8 @@ export interface PubSubEmulator {
   /** `127.0.0.1:PORT`, the value for `PUBSUB_EMULATOR_HOST`. */
   host: string;
   port: number;
+  /** The emulator's process, when this process started it (not for one named by PUBSUB_EMULATOR_HOST). */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -298,5 +300,5 @@ async function launch(
   child.stderr?.off('data', keep);
   child.stdout?.resume();
   child.stderr?.resume();
-  return { host: `127.0.0.1:${port}`, port, stop };
+  return { host: `127.0.0.1:${port}`, port, ...(child.pid ? { pid: child.pid } : {}), stop };
 }

@@ -6,13 +6,14 @@ import type { ActivityListener } from '../activity.js';
 import { bindLocalApi } from '../grpc/bind.js';
 import { paginate } from '../grpc/paging.js';
 import { grpcError, loadGrpcPackage, lookup } from '../grpc/protos.js';
-import { type Duration, duration, type Timestamp, timestamp } from '../grpc/timestamp.js';
+import { type Duration, duration, millis, type Timestamp, timestamp } from '../grpc/timestamp.js';
 import { unaryHandlers } from '../grpc/unary.js';
 import { CallbackHub } from './callbacks.js';
 import { createLocalConnectors, httpError } from './connectors.js';
 import { WorkflowCancelledError, WorkflowRuntimeError, WorkflowSyntaxError } from './errors.js';
 import { executeWorkflow, systemClock } from './execute.js';
 import { parseWorkflow } from './parse.js';
+import { LOST_WITH_THE_PROCESS, lostExecution, RunningExecutionStore } from './running-store.js';
 import type { Clock, ConnectorRegistry, WorkflowProgram } from './types.js';
 import { toJsonValue } from './values.js';
 
@@ -28,6 +29,12 @@ export interface WorkflowsServiceOptions {
   connectors?: ConnectorRegistry;
   clock?: Clock;
   onEvent?: ActivityListener;
+  /**
+   * Keep a record of each ACTIVE execution here (`<dataDir>/running/<id>.json`), so that the
+   * executions a process killed without a stop was running are known to the next start
+   * ({@link LocalWorkflowsService.lostWithLastProcess}). Without it, nothing is written.
+   */
+  dataDir?: string;
 }
 
 export interface LocalWorkflowsService {
@@ -36,8 +43,20 @@ export interface LocalWorkflowsService {
   port: number;
   /** Resolves with the execution (proto shape) once it is no longer ACTIVE. */
   waitForExecution(name: string, timeoutMs?: number): Promise<ExecutionResource>;
-  /** Cancels what still runs and stops; resolves with the executions it cut short (now CANCELLED). */
+  /**
+   * Cancels what still runs and stops; resolves with the executions it cut short (now
+   * CANCELLED). With `dataDir`, their records stay until {@link forgetInterrupted}: a caller
+   * that reports them, and stops before it could, has them again as `lostWithLastProcess`.
+   */
   close(): Promise<ExecutionResource[]>;
+  /**
+   * With `dataDir`: the executions found still recorded as running at this start, which the
+   * previous process was running when it ended without a stop (a crash, a kill). They are
+   * FAILED (listed and answered as such), and recorded until {@link forgetInterrupted}.
+   */
+  readonly lostWithLastProcess: readonly ExecutionResource[];
+  /** Removes the records of executions cut short (by `close()` or before this start) once reported. */
+  forgetInterrupted(executions: readonly ExecutionResource[]): void;
 }
 
 /** google.cloud.workflows.executions.v1.Execution, as proto-loader (keepCase) encodes it. */
@@ -129,6 +148,17 @@ export async function startWorkflowsService(
   /** `events.create_callback_endpoint` URLs of every execution, on one loopback server. */
   const callbacks = new CallbackHub();
   const location = `projects/${options.project}/locations/${options.region}`;
+  const running = options.dataDir
+    ? new RunningExecutionStore(join(options.dataDir, 'running'), (file, err) =>
+        emit({
+          kind: 'workflow.execution',
+          message: `skipping unreadable running-execution record ${file}: ${(err as Error).message}`,
+          file,
+        }),
+      )
+    : undefined;
+  /** Set by close(): the executions it cancels from then on keep their records for the caller. */
+  let closing = false;
 
   function loadWorkflow(parent: string): { id: string; program: WorkflowProgram; revision: string } {
     const match = /^projects\/([^/]+)\/locations\/([^/]+)\/workflows\/([^/]+)$/.exec(parent);
@@ -176,6 +206,8 @@ export async function startWorkflowsService(
       // `status.currentSteps` keeps the last step attempted once the execution has ended, as Google documents.
       duration: duration(elapsed),
     });
+    // Cut short by close(): reported by the caller, which removes the record once it has.
+    if (!(closing && state === 'CANCELLED')) running?.remove(record.resource.name);
     emit({
       kind: 'workflow.execution',
       message: `workflow ${record.workflow} execution ${record.resource.name.split('/').pop()}: ${state}`,
@@ -220,6 +252,8 @@ export async function startWorkflowsService(
     };
     const abort = new AbortController();
     const record: ExecutionRecord = { resource, workflow: id, createdAt, abort, done: Promise.resolve() };
+    // Recorded before CreateExecution answers: an execution its caller knows of is never lost unreported.
+    running?.add(resource);
     executions.set(name, record);
     emit({
       kind: 'workflow.execution',
@@ -307,6 +341,26 @@ export async function startWorkflowsService(
       );
     return resource;
   }
+
+  // What the previous process was running when it died: FAILED now, listed like any execution.
+  const lostWithLastProcess = (running?.loadAll() ?? []).map((recorded) => {
+    const lost = lostExecution(recorded, clock.now());
+    const workflow = /\/workflows\/([^/]+)\/executions\//.exec(lost.name)?.[1] ?? '';
+    executions.set(lost.name, {
+      resource: lost,
+      workflow,
+      createdAt: millis(lost.start_time) ?? clock.now(),
+      abort: new AbortController(),
+      done: Promise.resolve(),
+    });
+    emit({
+      kind: 'workflow.execution',
+      message: `workflow ${workflow} execution ${lost.name.split('/').pop()}: FAILED (${LOST_WITH_THE_PROCESS})`,
+      execution: lost.name,
+      state: lost.state,
+    });
+    return lost;
+  });
 
   const getRecord = (name: string): ExecutionRecord => {
     const record = executions.get(name);
@@ -399,7 +453,12 @@ export async function startWorkflowsService(
       }
       throw new Error(`execution ${name} still active after ${timeoutMs} ms`);
     },
+    lostWithLastProcess,
+    forgetInterrupted: (cutShort) => {
+      for (const execution of cutShort) running?.remove(execution.name);
+    },
     close: async () => {
+      closing = true;
       const active = [...executions.values()].filter((record) => record.resource.state === 'ACTIVE');
       for (const record of active) record.abort.abort(new WorkflowCancelledError());
       await Promise.allSettled([...executions.values()].map((record) => record.done));

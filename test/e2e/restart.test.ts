@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Message, PubSub, type Subscription } from '@google-cloud/pubsub';
@@ -104,8 +104,11 @@ describe('a restart with --data and a subscriber kept running across it', () => 
     // Some results are still to come: they cross the restart.
     expect(received.size).toBeLessThan(UPLOADS);
     expect(await first.terminate()).toBe(0);
+    // The stop reported the flow and cleared its running record: no start reports it again.
+    expect(readdirSync(join(dataDir, 'workflows', 'running'))).toEqual([]);
     const second = await start(first.portArgs);
     platforms.push(second);
+    expect(second.output()).not.toMatch(/cut short by a crash or kill/);
 
     // Assert: every upload's result reached the subscriber (copies allowed), which never failed;
     // so did the flow's, failed because the platform stopped.

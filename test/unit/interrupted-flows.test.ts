@@ -40,7 +40,11 @@ describe('interruptedFlowCompletions', () => {
     const finishedAt = new Date('2026-12-02T10:00:00Z');
 
     // Act
-    const messages = interruptedFlowCompletions([flow, productFlow, notAFlow, notJson], finishedAt);
+    const messages = interruptedFlowCompletions(
+      [flow, productFlow, notAFlow, notJson],
+      finishedAt,
+      PLATFORM_STOPPED,
+    );
 
     // Assert: what onComplete reads, exactly as a flow's own last step would publish it.
     expect(messages.map((m) => m.topic)).toEqual([
