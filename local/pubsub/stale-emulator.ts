@@ -11,11 +11,13 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomically } from '../atomic-file.js';
 import { isProcessAlive } from '../process-alive.js';
-import { readPubSubSnapshot, writePubSubSnapshot } from './persistence.js';
+import { readPubSubSnapshot, takeBackLeases, writePubSubSnapshot } from './persistence.js';
 
 const RECORD = 'emulator.json';
 /** How long a stale emulator may take to hand its state over before it is stopped without. */
 const SAVE_TIMEOUT_MS = 15_000;
+/** Within that: how long taking back what the killed run's subscribers held may take. */
+const TAKE_BACK_TIMEOUT_MS = 5_000;
 const EXIT_TIMEOUT_MS = 5_000;
 
 interface EmulatorRecord {
@@ -65,8 +67,15 @@ export async function takeOverStaleEmulator(options: {
   }
   const found: StaleEmulator = { pid: record.pid, saved: false };
   try {
+    const host = `127.0.0.1:${record.port}`;
     const snapshot = await withTimeout(
-      readPubSubSnapshot(`127.0.0.1:${record.port}`, options.project),
+      (async () => {
+        const read = await readPubSubSnapshot(host, options.project);
+        // What the killed run's router and its clients had received and not acknowledged is
+        // leased to streams that are gone: taken back, it is delivered again after this start.
+        await takeBackLeases(host, read, { fromAckId: 1, timeoutMs: TAKE_BACK_TIMEOUT_MS });
+        return read;
+      })(),
       SAVE_TIMEOUT_MS,
     );
     writePubSubSnapshot(options.snapshotFile, snapshot);

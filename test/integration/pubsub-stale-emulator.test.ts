@@ -1,7 +1,8 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PubSub } from '@google-cloud/pubsub';
+import { PubSub, v1 } from '@google-cloud/pubsub';
+import { credentials } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isProcessAlive } from '#local/process-alive.js';
 import { type PubSubEmulator, startPubSubEmulator } from '#local/pubsub/emulator.js';
@@ -15,6 +16,7 @@ import { recordEmulator, takeOverStaleEmulator } from '#local/pubsub/stale-emula
  */
 
 const PROJECT = 'batchwire-stale';
+const LOCAL = { sslCreds: credentials.createInsecure() };
 const dir = mkdtempSync(join(tmpdir(), 'stale-emulator-'));
 const snapshotFile = join(dir, 'snapshot.json');
 const recordFile = join(dir, 'emulator.json');
@@ -33,6 +35,17 @@ beforeAll(async () => {
   const [topic] = await pubsub.createTopic('left-behind');
   await topic.createSubscription('left-behind-reader');
   await topic.publishMessage({ data: Buffer.from('unread'), attributes: { 'ce-id': 'unread-1' } });
+  // Received by the killed run's router and never acknowledged: leased to a stream that is gone.
+  const [leasedTopic] = await pubsub.createTopic('leased-at-kill');
+  await leasedTopic.createSubscription('leased-at-kill-reader', { ackDeadlineSeconds: 600 });
+  await leasedTopic.publishMessage({ data: Buffer.from('leased'), attributes: { 'ce-id': 'leased-1' } });
+  const subscriber = new v1.SubscriberClient({ apiEndpoint: '127.0.0.1', port: emulator.port, ...LOCAL });
+  const [pulled] = await subscriber.pull({
+    subscription: `projects/${PROJECT}/subscriptions/leased-at-kill-reader`,
+    maxMessages: 10,
+  });
+  expect(pulled.receivedMessages).toHaveLength(1);
+  await subscriber.close();
   await pubsub.close();
 }, 60_000);
 
@@ -78,5 +91,7 @@ describe('takeOverStaleEmulator', () => {
     const snapshot = readPubSubSnapshotFile(snapshotFile);
     const reader = snapshot?.subscriptions.find((s) => s.config.name.endsWith('/left-behind-reader'));
     expect(reader?.backlog.map((id) => snapshot?.messages[id]?.attributes['ce-id'])).toEqual(['unread-1']);
+    const leased = snapshot?.subscriptions.find((s) => s.config.name.endsWith('/leased-at-kill-reader'));
+    expect(leased?.backlog.map((id) => snapshot?.messages[id]?.attributes['ce-id'])).toEqual(['leased-1']);
   });
 });
