@@ -138,6 +138,9 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   };
   const envPath = join(options.stateDir, 'env');
   const releaseLock = acquireLock(join(options.stateDir, 'dev.lock'));
+  // Left by a run that was killed (a stop removes it): it names addresses nothing answers at.
+  // It is written again once everything of this run answers.
+  removeEnvFile(envPath);
   const stack: Array<() => Promise<void> | void> = [releaseLock];
   // What must hold from the moment a stop begins, before any step of it (no new uploads).
   const whenStopBegins: Array<() => void> = [];

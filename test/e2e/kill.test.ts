@@ -87,8 +87,9 @@ describe('batchwire dev --data killed (SIGKILL) while a flow runs', () => {
     expect(emulatorPids).toHaveLength(1);
     process.kill(-first.pid, 'SIGKILL');
     expect(await first.exited).toBeNull();
-    // The kill left the lock (a dead pid: stale, taken over) and .batchwire/env, which the test
-    // helper reads as "ready": only the latter goes before the start in the same folder.
+    // The kill left the lock (a dead pid: stale, taken over) and .batchwire/env (the start
+    // removes it, but the test helper would read it as "ready" before then): only the latter
+    // goes before the start in the same folder.
     const lock = join(first.workDir, '.batchwire', 'dev.lock');
     expect(readFileSync(lock, 'utf8')).toBe(String(first.pid));
     rmSync(first.envFile);
