@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Message, PubSub } from '@google-cloud/pubsub';
@@ -9,7 +9,7 @@ import { readPubSubSnapshotFile } from '#local/pubsub/persistence.js';
 import { parseConfig } from '#shared/config/load.js';
 import { outputSubscription, outputTopic, schedulerJobId } from '#shared/plan/names.js';
 import { ensureBuilt } from '../helpers/dist.js';
-import { type CliPlatform, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
+import { type CliPlatform, processesIn, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
 
 /**
  * `batchwire dev --data` killed with SIGKILL (as a crash or the OOM killer ends it: no stop, no
@@ -33,20 +33,6 @@ afterAll(async () => {
   for (const platform of platforms) await platform.dispose();
   rmSync(dataDir, { recursive: true, force: true });
 }, 60_000);
-
-/** Processes whose working directory is `dir` (the platform runs its emulator in `--data`/pubsub). */
-function processesIn(dir: string): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        return readlinkSync(`/proc/${pid}/cwd`) === dir;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 const start = (workDir?: string) =>
   startCliPlatform({

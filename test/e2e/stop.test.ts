@@ -1,11 +1,11 @@
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PubSub } from '@google-cloud/pubsub';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readPubSubSnapshotFile } from '#local/pubsub/persistence.js';
 import { ensureBuilt } from '../helpers/dist.js';
-import { type CliPlatform, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
+import { type CliPlatform, processesIn, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
 
 /**
  * What process managers and CI do: SIGTERM to the platform's whole process group, which takes
@@ -23,20 +23,6 @@ afterAll(async () => {
   for (const platform of platforms) await platform.dispose();
   rmSync(dataDir, { recursive: true, force: true });
 });
-
-/** Processes whose working directory is `dir` (the platform runs its emulator in `--data`/pubsub). */
-function processesIn(dir: string): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        return readlinkSync(`/proc/${pid}/cwd`) === dir;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 const alive = (pid: number) => {
   try {

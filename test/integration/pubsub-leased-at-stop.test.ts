@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Message, PubSub, type Topic } from '@google-cloud/pubsub';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { type PubSubEmulator, startPubSubEmulator } from '#local/pubsub/emulator.js';
-import { type KeptPubSub, keepPubSubState } from '#local/pubsub/kept-state.js';
+import { keepPubSubState } from '#local/pubsub/kept-state.js';
 import { emulatorClients, readPubSubSnapshotFile } from '#local/pubsub/persistence.js';
+import { ownPubSubRig } from '../helpers/pubsub.js';
 
 /**
  * A message a client's streaming subscriber has received but not acknowledged when the
@@ -16,30 +14,10 @@ import { emulatorClients, readPubSubSnapshotFile } from '#local/pubsub/persisten
  * delivered again after the restart: at least once, whatever the client did with it.
  */
 
-const dataDir = mkdtempSync(join(tmpdir(), 'batchwire-leased-'));
-const emulators: PubSubEmulator[] = [];
-const kept: KeptPubSub[] = [];
-const clients: PubSub[] = [];
+const rig = ownPubSubRig('batchwire-leased');
+const { kept, clients } = rig;
 
-/** A new emulator of our own on any port (the run's shared one stays untouched). */
-async function ownEmulator(): Promise<PubSubEmulator> {
-  const shared = process.env.PUBSUB_EMULATOR_HOST;
-  delete process.env.PUBSUB_EMULATOR_HOST;
-  try {
-    const emulator = await startPubSubEmulator({ port: 0 });
-    emulators.push(emulator);
-    return emulator;
-  } finally {
-    process.env.PUBSUB_EMULATOR_HOST = shared;
-  }
-}
-
-afterAll(async () => {
-  await Promise.allSettled(clients.map((client) => client.close()));
-  await Promise.allSettled(kept.map((state) => state.save()));
-  await Promise.allSettled(emulators.map((emulator) => emulator.stop()));
-  rmSync(dataDir, { recursive: true, force: true });
-}, 60_000);
+afterAll(() => rig.close(), 60_000);
 
 /** Publishes `id` (as data and attribute) to `topic` and pulls and acknowledges it on `subscription`. */
 async function publishAcknowledged(
@@ -71,8 +49,8 @@ describe.each([
     // acknowledged) with one message acknowledged, and a streaming subscriber that receives
     // another and never acknowledges it (it crashed while processing it, say).
     const project = `leased-${randomUUID().slice(0, 8)}`;
-    const file = join(dataDir, `${project}.json`);
-    const first = await ownEmulator();
+    const file = join(rig.dataDir, `${project}.json`);
+    const first = await rig.emulator();
     const firstRun = await keepPubSubState({ emulatorHost: first.host, project, file, port: 0 });
     kept.push(firstRun);
     const host = firstRun.host;
@@ -104,7 +82,7 @@ describe.each([
     const saved = await firstRun.save();
     await first.stop();
     const snapshot = readPubSubSnapshotFile(file);
-    const second = await ownEmulator();
+    const second = await rig.emulator();
     kept.push(await keepPubSubState({ emulatorHost: second.host, project, file, port }));
 
     // Assert: the snapshot kept `held` (and not `done`) for the subscription, the stop said so,

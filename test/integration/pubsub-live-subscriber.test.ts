@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Message, PubSub } from '@google-cloud/pubsub';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { type PubSubEmulator, startPubSubEmulator } from '#local/pubsub/emulator.js';
-import { type KeptPubSub, keepPubSubState } from '#local/pubsub/kept-state.js';
+import { keepPubSubState } from '#local/pubsub/kept-state.js';
 import { emulatorClients, readPubSubSnapshotFile } from '#local/pubsub/persistence.js';
+import { ownPubSubRig } from '../helpers/pubsub.js';
 
 /**
  * A streaming subscriber (the real client library) kept running while the platform's Pub/Sub
@@ -18,31 +16,11 @@ import { emulatorClients, readPubSubSnapshotFile } from '#local/pubsub/persisten
  */
 
 const project = `live-${randomUUID().slice(0, 8)}`;
-const dataDir = mkdtempSync(join(tmpdir(), 'batchwire-live-'));
-const file = join(dataDir, 'snapshot.json');
-const emulators: PubSubEmulator[] = [];
-const kept: KeptPubSub[] = [];
-const clients: PubSub[] = [];
+const rig = ownPubSubRig('batchwire-live');
+const file = join(rig.dataDir, 'snapshot.json');
+const { kept, clients } = rig;
 
-/** A new emulator of our own on any port (the run's shared one stays untouched). */
-async function ownEmulator(): Promise<PubSubEmulator> {
-  const shared = process.env.PUBSUB_EMULATOR_HOST;
-  delete process.env.PUBSUB_EMULATOR_HOST;
-  try {
-    const emulator = await startPubSubEmulator({ port: 0 });
-    emulators.push(emulator);
-    return emulator;
-  } finally {
-    process.env.PUBSUB_EMULATOR_HOST = shared;
-  }
-}
-
-afterAll(async () => {
-  await Promise.allSettled(clients.map((client) => client.close()));
-  await Promise.allSettled(kept.map((state) => state.save()));
-  await Promise.allSettled(emulators.map((emulator) => emulator.stop()));
-  rmSync(dataDir, { recursive: true, force: true });
-}, 60_000);
+afterAll(() => rig.close(), 60_000);
 
 /** One message published to `topic` with `id` as its data and attribute. */
 async function publish(host: string, topic: string, ids: string[]): Promise<void> {
@@ -75,7 +53,7 @@ async function nextAckIdNumber(host: string): Promise<number> {
 describe('a streaming subscriber kept across a Pub/Sub save and restore', () => {
   it('receives every message published before and after the stop', { timeout: 120_000 }, async () => {
     // Arrange: the "first run" on a fixed Pub/Sub port (nothing saved yet), and a subscriber.
-    const first = await ownEmulator();
+    const first = await rig.emulator();
     kept.push(await keepPubSubState({ emulatorHost: first.host, project, file, port: 0 }));
     const host = kept[0]?.host as string;
     // The restart reopens the relay on the same address, as `batchwire dev` does on its port.
@@ -112,7 +90,7 @@ describe('a streaming subscriber kept across a Pub/Sub save and restore', () => 
     await kept[0]?.save();
     await first.stop();
     const snapshot = readPubSubSnapshotFile(file);
-    const second = await ownEmulator();
+    const second = await rig.emulator();
     kept.push(await keepPubSubState({ emulatorHost: second.host, project, file, port }));
     const after = ['c1', 'c2', 'c3'];
     await publish(host, 'results', after);
