@@ -27,7 +27,7 @@ export const STORAGE_CLIENT = 'storage-client.cjs';
 
 const STORAGE_PACKAGE = '@google-cloud/storage';
 const VIRTUAL = '\0batchwire-storage-client';
-const LAZY_PREFIX = '\0batchwire-lazy:';
+const HTML_ENTITIES = 'html-entities';
 
 /**
  * Warnings (e.g. an unresolvable optional require inside a dependency) fail the build: such a
@@ -48,35 +48,33 @@ function virtualModule(specifier: string, source: string): Plugin {
 }
 
 /**
- * Modules the Storage client loads at start but needs only on a rare path, replaced by stand-ins
- * that load them on first call. A task process is short, so what a module does at load is paid
- * by every task: `html-entities` builds its entity tables (about 4% of a small task's CPU in
- * profiles), and the client uses it only to decode an HTML error body.
+ * `html-entities`, imported by the Storage client, is reference-tasks/lib/html-entities-on-demand.cjs
+ * (which says why); that file itself loads the real package. Its exports are checked here: one it
+ * does not pass on fails the build.
  */
-const LOADED_ON_FIRST_CALL = ['html-entities'];
-
-/** `specifier` as a module of functions that each load the real one on their first call. */
-function loadedOnFirstCall(specifiers: readonly string[], resolveFrom: string): Plugin {
+function htmlEntitiesOnDemand(resolveFrom: string): Plugin {
+  const onDemand = join(
+    dirname(fileURLToPath(import.meta.url)),
+    '..',
+    '..',
+    'reference-tasks',
+    'lib',
+    'html-entities-on-demand.cjs',
+  );
   const requireFrom = createRequire(resolveFrom);
+  const expected = Object.keys(requireFrom(HTML_ENTITIES) as object)
+    .sort()
+    .join();
+  const passedOn = Object.keys(requireFrom(onDemand) as object)
+    .sort()
+    .join();
+  if (expected !== passedOn) {
+    throw new Error(`${HTML_ENTITIES} exports ${expected}, ${onDemand} passes on ${passedOn}`);
+  }
   return {
-    name: 'batchwire-loaded-on-first-call',
-    resolveId: (importee) => (specifiers.includes(importee) ? `${LAZY_PREFIX}${importee}` : undefined),
-    load(id) {
-      if (!id.startsWith(LAZY_PREFIX)) return undefined;
-      const real = requireFrom.resolve(id.slice(LAZY_PREFIX.length));
-      const exported = requireFrom(real) as Record<string, unknown>;
-      const names = Object.keys(exported);
-      // Only functions can wait for their first call: anything else fails the build, not a task.
-      const notFunctions = names.filter((name) => typeof exported[name] !== 'function');
-      if (notFunctions.length > 0) {
-        throw new Error(`${real} exports ${notFunctions.join(', ')}, which cannot be loaded on first call`);
-      }
-      return [
-        'let real;',
-        `const load = () => (real ??= require(${JSON.stringify(real)}));`,
-        ...names.map((name) => `exports.${name} = (...args) => load().${name}(...args);`),
-      ].join('\n');
-    },
+    name: 'batchwire-html-entities-on-demand',
+    resolveId: (importee, importer) =>
+      importee === HTML_ENTITIES && importer !== onDemand ? onDemand : undefined,
   };
 }
 
@@ -98,7 +96,7 @@ export async function bundleTasks(dist = DIST): Promise<void> {
     onLog: failOnWarnings,
     plugins: [
       virtualModule(VIRTUAL, `module.exports = require(${JSON.stringify(storageClass)});`),
-      loadedOnFirstCall(LOADED_ON_FIRST_CALL, storageIndex),
+      htmlEntitiesOnDemand(storageIndex),
     ],
     output: {
       dir: chunksDir,
