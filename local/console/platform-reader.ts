@@ -176,6 +176,16 @@ export function createPlatformReader(config: Config, clients: PlatformClients) {
 
     listAllJobs,
 
+    /**
+     * Task slots in use: the tasks Batch reports RUNNING. Only running jobs hold slots, so this
+     * asks for those alone (a filter Batch supports), and costs the same with ten jobs kept or
+     * thousands; listing every job every few seconds grew with each one, page open or not.
+     */
+    async runningTasks(): Promise<number> {
+      const running = (await listAllJobs('status.state="RUNNING"')).map(jobRow);
+      return running.reduce((sum, job) => sum + (job.taskCounts.RUNNING ?? 0), 0);
+    },
+
     async job(jobId: string): Promise<Omit<JobDetail, 'events'>> {
       if (!JOB_ID_PATTERN.test(jobId)) throw new ConsoleInputError(`"${jobId}" is not a job id`);
       const name = `${parent}/jobs/${jobId}`;

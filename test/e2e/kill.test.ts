@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Message, PubSub } from '@google-cloud/pubsub';
@@ -10,6 +10,7 @@ import { parseConfig } from '#shared/config/load.js';
 import { outputSubscription, outputTopic, schedulerJobId } from '#shared/plan/names.js';
 import { ensureBuilt } from '../helpers/dist.js';
 import { type CliPlatform, processesIn, REPO_ROOT, startCliPlatform } from '../helpers/platform.js';
+import { until } from '../helpers/wait.js';
 
 /**
  * `batchwire dev --data` killed with SIGKILL (as a crash or the OOM killer ends it: no stop, no
@@ -73,13 +74,13 @@ describe('batchwire dev --data killed (SIGKILL) while a flow runs', () => {
     expect(emulatorPids).toHaveLength(1);
     process.kill(-first.pid, 'SIGKILL');
     expect(await first.exited).toBeNull();
-    // The kill left the lock (a dead pid: stale, taken over) and .batchwire/env (the start
-    // removes it, but the test helper would read it as "ready" before then): only the latter
-    // goes before the start in the same folder.
+    // The kill left the lock (a dead pid: stale, taken over) and .batchwire/env, with addresses
+    // nothing answers at: the start removes it until its own is written.
     const lock = join(first.workDir, '.batchwire', 'dev.lock');
     expect(readFileSync(lock, 'utf8')).toBe(String(first.pid));
-    rmSync(first.envFile);
+    const staleEnvRemoved = until(() => !existsSync(first.envFile), 60_000);
     const second = await start(first.workDir);
+    await staleEnvRemoved;
     platforms.push(second);
 
     // Assert: the emulator left behind is gone; the client's subscription made before the kill

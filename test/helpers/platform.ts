@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseEnvFile } from '#local/platform/env-file.js';
@@ -77,7 +77,8 @@ export interface CliPlatform {
  * Starts the platform exactly as a user does — `batchwire dev` (the built CLI) in its own
  * process — every service on port 0 (each binds a port of its own choosing), in a fresh working
  * directory — and waits for `.batchwire/env`, which the platform writes only once everything
- * answers, with the address of every service.
+ * answers, with the address of every service (written by this run: one a killed run left in a
+ * reused directory does not count).
  */
 export async function startCliPlatform(options: {
   config: string;
@@ -105,6 +106,7 @@ export async function startCliPlatform(options: {
     delete childEnv.PUBSUB_EMULATOR_HOST;
   }
   let output = '';
+  const spawnedAt = Date.now();
   const child: ChildProcess = spawn(
     process.execPath,
     [CLI, 'dev', '--json', ...args, ...(options.extraArgs ?? [])],
@@ -128,7 +130,8 @@ export async function startCliPlatform(options: {
   });
 
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
-  while (!existsSync(envFile)) {
+  const writtenByThisRun = () => existsSync(envFile) && statSync(envFile).mtimeMs >= spawnedAt;
+  while (!writtenByThisRun()) {
     if (hasExited) throw new Error(`batchwire dev exited before it was ready:\n${output}`);
     if (Date.now() > deadline) {
       child.kill('SIGINT');

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { JobRow } from '#local/console/api-types.js';
 import { createJobsCache } from '#local/console/jobs-cache.js';
-import { ConsoleInputError, pageJobs, taskAttempts } from '#local/console/platform-reader.js';
+import {
+  ConsoleInputError,
+  createPlatformReader,
+  type PlatformClients,
+  pageJobs,
+  taskAttempts,
+} from '#local/console/platform-reader.js';
+import type { Config } from '#shared/config/schema.js';
 
 function row(i: number, overrides: Partial<JobRow> = {}): JobRow {
   return {
@@ -135,5 +142,37 @@ describe('the shared job list (createJobsCache)', () => {
     await before;
     expect((await cache.rows())[0]?.id).toBe('bw-p-c-2');
     expect(pending).toHaveLength(2);
+  });
+});
+
+describe('the task-slot sample (runningTasks)', () => {
+  it('asks Batch for running jobs only, and counts their running tasks', async () => {
+    // Arrange: a Batch client that records what it is asked and answers two running jobs.
+    const requests: Array<{ parent?: string; filter?: string }> = [];
+    const running = (id: string, counts: Record<string, number>) => ({
+      name: `projects/p/locations/r/jobs/${id}`,
+      status: { state: 'RUNNING', taskGroups: { group0: { counts } } },
+    });
+    const batch = {
+      async listJobs(request: { parent?: string; filter?: string }) {
+        requests.push(request);
+        return [[running('a', { RUNNING: 3, SUCCEEDED: 1 }), running('b', { RUNNING: 1, PENDING: 4 })]];
+      },
+    };
+    const reader = createPlatformReader(
+      { project: 'p', region: 'r' } as Config,
+      {
+        batch,
+      } as unknown as PlatformClients,
+    );
+
+    // Act
+    const count = await reader.runningTasks();
+
+    // Assert: one call, filtered to running jobs, whatever the number of jobs kept.
+    expect(count).toBe(4);
+    expect(requests).toEqual([
+      expect.objectContaining({ parent: 'projects/p/locations/r', filter: 'status.state="RUNNING"' }),
+    ]);
   });
 });
