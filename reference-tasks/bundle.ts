@@ -48,19 +48,12 @@ function virtualModule(specifier: string, source: string): Plugin {
 }
 
 /**
- * `html-entities`, imported by the Storage client, is reference-tasks/lib/html-entities-on-demand.cjs
- * (which says why); that file itself loads the real package. Its exports are checked here: one it
+ * `html-entities`, imported by the Storage client, is `onDemand`
+ * (reference-tasks/lib/html-entities-on-demand.cjs, which says why); that file itself loads the
+ * real package. Its exports are checked here: one it
  * does not pass on fails the build.
  */
-function htmlEntitiesOnDemand(resolveFrom: string): Plugin {
-  const onDemand = join(
-    dirname(fileURLToPath(import.meta.url)),
-    '..',
-    '..',
-    'reference-tasks',
-    'lib',
-    'html-entities-on-demand.cjs',
-  );
+function htmlEntitiesOnDemand(onDemand: string, resolveFrom: string): Plugin {
   const requireFrom = createRequire(resolveFrom);
   const expected = Object.keys(requireFrom(HTML_ENTITIES) as object)
     .sort()
@@ -87,16 +80,17 @@ export async function bundleTasks(dist = DIST): Promise<void> {
   // 1. The Storage client alone, as one CommonJS file (what a V8 code cache can be made for).
   // Its `Storage` class comes from the module that defines it: the package's index also loads
   // the transfer manager and its XML parser, which no task uses.
-  const storageIndex = createRequire(join(dist, '..', 'package.json')).resolve(STORAGE_PACKAGE);
+  const root = join(dist, '..');
+  const storageIndex = createRequire(join(root, 'package.json')).resolve(STORAGE_PACKAGE);
   const storageClass = join(dirname(storageIndex), 'storage.js');
   await build({
     input: { [STORAGE_CLIENT]: VIRTUAL },
     platform: 'node',
-    cwd: join(dist, '..'),
+    cwd: root,
     onLog: failOnWarnings,
     plugins: [
       virtualModule(VIRTUAL, `module.exports = require(${JSON.stringify(storageClass)});`),
-      htmlEntitiesOnDemand(storageIndex),
+      htmlEntitiesOnDemand(join(root, 'reference-tasks', 'lib', 'html-entities-on-demand.cjs'), storageIndex),
     ],
     output: {
       dir: chunksDir,
