@@ -80,8 +80,8 @@ describe('batchwire dev --data killed (SIGKILL) while a flow runs', () => {
     expect(readFileSync(lock, 'utf8')).toBe(String(first.pid));
     const staleEnvRemoved = until(() => !existsSync(first.envFile), 60_000);
     const second = await start(first.workDir);
-    await staleEnvRemoved;
     platforms.push(second);
+    await staleEnvRemoved;
 
     // Assert: the emulator left behind is gone; the client's subscription made before the kill
     // is there, and gets the flow's result: failed, saying why.
